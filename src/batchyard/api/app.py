@@ -1,0 +1,79 @@
+"""The ASGI application: health, the AWS Batch API, and the error boundary around it."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from batchyard.api.model import batch_model
+from batchyard.api.operations import Env, load_handlers
+from batchyard.api.protocol import Router, error_response, parse_request, response
+from batchyard.errors import BatchyardError, NotSupported, PayloadTooLarge, ServerError
+
+if TYPE_CHECKING:
+    from batchyard.server import Runtime
+
+log = logging.getLogger("batchyard.api")
+_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing (without reading on) anything larger than ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the request body is {declared} bytes; the limit is {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(runtime: Runtime) -> Starlette:
+    router = Router(batch_model())
+    handlers = load_handlers()
+    env = Env(services=runtime.services, arns=runtime.arns)
+    limit = runtime.settings.max_request_bytes
+
+    async def aws(request: Request) -> Response:
+        try:
+            body = await read_body(request, limit)
+            raw = request.scope.get("raw_path") or request.scope["path"].encode()
+            op, labels = router.match(request.method, raw.decode("latin-1"))
+            req = parse_request(op, body, labels, request.url.query)
+            handler = handlers.get(op.name)
+            if handler is None:
+                raise NotSupported(
+                    f"{op.name} is part of the AWS Batch API but batchyard does not support it "
+                    "yet; see the README for the operations it implements"
+                )
+            result = await anyio.to_thread.run_sync(handler, env, req)
+            return response(op, result)
+        except BatchyardError as e:
+            if isinstance(e, ServerError):
+                log.error("%s %s failed: %s", request.method, request.url.path, e.message)
+            return error_response(e)
+        except Exception:
+            log.exception("%s %s failed", request.method, request.url.path)
+            return error_response(
+                ServerError("the server failed to process this request; its log has the details")
+            )
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok", "store": runtime.store.dialect})
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/{path:path}", aws, methods=_METHODS),
+        ],
+        lifespan=runtime.lifespan,
+    )

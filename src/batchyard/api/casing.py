@@ -1,0 +1,79 @@
+"""camelCase wire values ⇄ snake_case domain values, driven by the model's shapes.
+
+Only structure member names are renamed; map keys (tags, parameters) are user data and pass
+through unchanged. Because the shape says which is which, the conversion is exact both ways.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from botocore.model import Shape
+
+from batchyard.errors import ServerError
+
+# Names whose generic form would read badly (maxvCpus -> maxv_cpus).
+_SPECIAL = {
+    "maxvCpus": "max_vcpus",
+    "minvCpus": "min_vcpus",
+    "desiredvCpus": "desired_vcpus",
+    "unmanagedvCpus": "unmanaged_vcpus",
+}
+_CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])([A-Z])")
+_wire_names: dict[str, dict[str, str]] = {}
+
+
+def snake(name: str) -> str:
+    """``computeEnvironmentOrder`` -> ``compute_environment_order``."""
+    special = _SPECIAL.get(name)
+    if special is not None:
+        return special
+    return _CAMEL_HUMP.sub(r"_\1", name).lower()
+
+
+def _members_by_snake(shape: Shape) -> dict[str, str]:
+    names = _wire_names.get(shape.name)
+    if names is None:
+        names = {snake(m): m for m in shape.members}
+        _wire_names[shape.name] = names
+    return names
+
+
+def to_domain(value: Any, shape: Shape) -> Any:
+    """A validated wire value -> the same value with snake_case structure members."""
+    t = shape.type_name
+    if t == "structure":
+        members = shape.members
+        return {snake(k): to_domain(v, members[k]) for k, v in value.items()}
+    if t == "list":
+        return [to_domain(v, shape.member) for v in value]
+    if t == "map":
+        return {k: to_domain(v, shape.value) for k, v in value.items()}
+    return value
+
+
+def to_wire(value: Any, shape: Shape, path: str = "") -> Any:
+    """A snake_case domain value -> its wire form; ``None`` members are left out.
+
+    A member the shape does not have is a bug on our side (we would send AWS clients a field
+    AWS never sends), so it raises :class:`ServerError` instead of passing silently.
+    """
+    t = shape.type_name
+    if t == "structure":
+        names = _members_by_snake(shape)
+        members = shape.members
+        out = {}
+        for k, v in value.items():
+            if v is None:
+                continue
+            wire = names.get(k)
+            if wire is None:
+                raise ServerError(f"response field {path}{k} is not in shape {shape.name}")
+            out[wire] = to_wire(v, members[wire], f"{path}{k}.")
+        return out
+    if t == "list":
+        return [to_wire(v, shape.member, path) for v in value]
+    if t == "map":
+        return {k: to_wire(v, shape.value, path) for k, v in value.items()}
+    return value

@@ -1,0 +1,1 @@
+"""Operation handlers, one module per group of resources."""

@@ -1,0 +1,158 @@
+"""Request validation against the model's input shapes.
+
+botocore's own ParamValidator runs in the client and is lenient (it skips enums, maximum
+lengths and bools passed as integers); the server sees requests from any client, so it checks
+everything the shape states and words each failure for a person: which field, what was sent,
+what is accepted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.model import Shape
+
+from batchyard.errors import InvalidRequest
+
+_INT32 = (-(2**31), 2**31 - 1)
+_INT64 = (-(2**63), 2**63 - 1)
+_MAX_REPORTED = 10
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _show(value: Any) -> str:
+    text = repr(value) if not isinstance(value, str) else f'"{value}"'
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _Validator:
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.errors.append(f"{path or 'request'}: {message}")
+
+    def check(self, value: Any, shape: Shape, path: str) -> None:
+        t = shape.type_name
+        check = getattr(self, f"_check_{t}", None)
+        if check is None:  # document, blob...: accept any JSON value
+            return
+        check(value, shape, path)
+
+    def _check_structure(self, value: Any, shape: Shape, path: str) -> None:
+        if not isinstance(value, dict):
+            self.fail(path, f"expected an object, got {_kind(value)}")
+            return
+        members = shape.members
+        for name in shape.required_members:
+            if value.get(name) is None:
+                self.fail(_join(path, name), "required parameter is missing")
+        for name, v in value.items():
+            member = members.get(name)
+            if member is None:
+                valid = ", ".join(members) or "none"
+                self.fail(_join(path, name), f"unknown parameter; valid parameters are: {valid}")
+            elif v is not None:
+                self.check(v, member, _join(path, name))
+
+    def _check_list(self, value: Any, shape: Shape, path: str) -> None:
+        if not isinstance(value, list):
+            self.fail(path, f"expected a list, got {_kind(value)}")
+            return
+        self._size(len(value), shape, path, "items")
+        for i, item in enumerate(value):
+            if item is None:
+                self.fail(f"{path}[{i}]", "null is not allowed in a list")
+            else:
+                self.check(item, shape.member, f"{path}[{i}]")
+            if len(self.errors) >= _MAX_REPORTED:
+                return
+
+    def _check_map(self, value: Any, shape: Shape, path: str) -> None:
+        if not isinstance(value, dict):
+            self.fail(path, f"expected an object of key-value pairs, got {_kind(value)}")
+            return
+        self._size(len(value), shape, path, "entries")
+        for k, v in value.items():
+            self.check(k, shape.key, f"{path} key {_show(k)}")
+            if v is None:
+                self.fail(f"{path}.{k}", "null is not allowed as a value")
+            else:
+                self.check(v, shape.value, f"{path}.{k}")
+
+    def _check_string(self, value: Any, shape: Shape, path: str) -> None:
+        if not isinstance(value, str):
+            self.fail(path, f"expected a string, got {_kind(value)} {_show(value)}")
+            return
+        enum = shape.metadata.get("enum")
+        if enum and value not in enum:
+            self.fail(path, f"invalid value {_show(value)}; valid values are: {', '.join(enum)}")
+            return
+        self._size(len(value), shape, path, "characters")
+
+    def _check_integer(self, value: Any, shape: Shape, path: str) -> None:
+        self._whole(value, shape, path, _INT32)
+
+    def _check_long(self, value: Any, shape: Shape, path: str) -> None:
+        self._whole(value, shape, path, _INT64)
+
+    def _whole(self, value: Any, shape: Shape, path: str, bounds: tuple[int, int]) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(path, f"expected an integer, got {_kind(value)} {_show(value)}")
+            return
+        lo = shape.metadata.get("min", bounds[0])
+        hi = shape.metadata.get("max", bounds[1])
+        if not lo <= value <= hi:
+            self.fail(path, f"{value} is out of range; it must be between {lo} and {hi}")
+
+    def _check_float(self, value: Any, shape: Shape, path: str) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(path, f"expected a number, got {_kind(value)} {_show(value)}")
+
+    _check_double = _check_float
+
+    def _check_boolean(self, value: Any, shape: Shape, path: str) -> None:
+        if not isinstance(value, bool):
+            self.fail(path, f"expected true or false, got {_kind(value)} {_show(value)}")
+
+    def _size(self, size: int, shape: Shape, path: str, unit: str) -> None:
+        lo = shape.metadata.get("min")
+        hi = shape.metadata.get("max")
+        if lo is not None and size < lo:
+            self.fail(path, f"has {size} {unit}; at least {lo} required")
+        if hi is not None and size > hi:
+            self.fail(path, f"has {size} {unit}; at most {hi} allowed")
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def validate(params: Any, shape: Shape | None, operation: str) -> None:
+    """Raise :class:`InvalidRequest` listing every way ``params`` breaks ``shape``."""
+    if shape is None:
+        return
+    v = _Validator()
+    v.check(params, shape, "")
+    if v.errors:
+        shown = v.errors[:_MAX_REPORTED]
+        more = len(v.errors) - len(shown)
+        tail = f" (and {more} more)" if more > 0 else ""
+        raise InvalidRequest(f"Invalid {operation} request: " + "; ".join(shown) + tail)

@@ -1,0 +1,1 @@
+"""The ``batchyard`` command: the server, and a client of its AWS-compatible API."""

@@ -1,0 +1,1 @@
+"""Entities, enums and rules that hold whatever the wire format or the store."""

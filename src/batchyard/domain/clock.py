@@ -1,0 +1,9 @@
+"""Time in AWS Batch's unit: epoch milliseconds."""
+
+from __future__ import annotations
+
+import time
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000

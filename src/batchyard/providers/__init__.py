@@ -1,0 +1,1 @@
+"""Where jobs run. Each provider implements :class:`batchyard.providers.base.Provider`."""

@@ -1,0 +1,1 @@
+"""The leader loop: resource statuses, then dependencies, ordering, placement and dispatch."""

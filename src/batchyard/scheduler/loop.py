@@ -1,0 +1,96 @@
+"""The scheduler loop.
+
+It runs on its own thread with its own event loop, so its store transactions and provider
+I/O never stall the API's event loop. It sleeps until woken (a submission, a completion, a
+resource change); wake-ups coalesce, so a burst of submissions costs one pass, and nothing on
+the critical path waits for a polling interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+Pass = Callable[[set[str]], Awaitable[bool]]
+
+
+class Scheduler:
+    def __init__(
+        self, passes: list[Pass], on_start: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        """``passes`` run in order on each wake-up with the topics that woke it; a pass
+        returns True when it changed something the others should look at again."""
+        self._passes = passes
+        self._on_start = on_start
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._topics: set[str] = set()
+        self._lock = threading.Lock()
+        self._started = threading.Event()
+        self._stopping = False
+        self.rounds = 0
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        return self._loop
+
+    def wake(self, topic: str) -> None:
+        """Thread-safe: called by the service layer after committing a change."""
+        with self._lock:
+            self._topics.add(topic)
+        loop, event = self._loop, self._event
+        if loop is not None and event is not None and not loop.is_closed():
+            # the loop may close between the check and the call
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(event.set)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._thread_main, name="batchyard-scheduler", daemon=True
+        )
+        self._thread.start()
+        self._started.wait()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Let the current pass finish (it holds a transaction), then end the loop."""
+        self._stopping = True
+        loop, event = self._loop, self._event
+        if loop is not None and event is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(event.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _thread_main(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._event = asyncio.Event()
+        self._event.set()  # the first pass picks up whatever the store holds
+        self._started.set()
+        if self._on_start is not None:
+            await self._on_start()
+        while not self._stopping:
+            await self._event.wait()
+            self._event.clear()
+            if self._stopping:
+                break
+            with self._lock:
+                topics, self._topics = self._topics, set()
+            again = False
+            for run_pass in self._passes:
+                try:
+                    again |= await run_pass(topics)
+                except Exception:
+                    log.exception("scheduler pass failed; retrying in 1 s")
+                    self._loop.call_later(1.0, self._event.set)
+            self.rounds += 1
+            if again:
+                self._event.set()

@@ -1,0 +1,1 @@
+"""Use cases, one transaction each; the API edge and the CLI reach the store only through here."""

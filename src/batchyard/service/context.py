@@ -1,0 +1,24 @@
+"""What every use case needs: the store, the settings, the token signer and a way to wake
+the scheduler after a change it should act on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from batchyard.config import Settings
+from batchyard.service.pagination import Tokens
+from batchyard.store.db import Store
+
+# Topics a change can wake the scheduler with.
+RESOURCES = "resources"  # a compute environment or queue changed (status, state, capacity)
+JOBS = "jobs"  # jobs were submitted, cancelled or terminated
+
+
+@dataclass(slots=True)
+class Context:
+    store: Store
+    settings: Settings
+    tokens: Tokens
+    wake: Callable[[str], None]
+    providers: frozenset[str] = frozenset({"local"})

@@ -1,0 +1,162 @@
+"""The database: engine set-up for SQLite and PostgreSQL, transactions, migrations.
+
+SQLite runs in WAL mode with ``synchronous=FULL``, so a commit is on disk when it returns
+(this is what lets SubmitJob answer only after the job is durable). Write transactions start
+with ``BEGIN IMMEDIATE`` so that two writers queue on the lock instead of one failing on
+upgrade, and writers inside this process take a lock first so they never busy-wait at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, create_engine, event, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
+
+from batchyard.config import ConfigError
+from batchyard.store import tables
+
+log = logging.getLogger(__name__)
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+class Store:
+    """One database. ``read()`` and ``write()`` each yield a connection inside a transaction."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise ConfigError(f"database_url {url!r} is not a valid SQLAlchemy URL") from None
+        self.dialect = parsed.get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise ConfigError(
+                f"database_url {url!r}: only sqlite:/// and postgresql+psycopg:// are supported"
+            )
+        if self.dialect == "postgresql" and parsed.get_driver_name() != "psycopg":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        self.url = parsed
+        self._write_lock = threading.Lock()
+        self.engine = self._create_engine()
+
+    @property
+    def description(self) -> str:
+        """Where the data lives, for the start-up log line (no password)."""
+        if self.dialect == "sqlite":
+            return f"SQLite at {self.url.database}"
+        return f"PostgreSQL at {self.url.render_as_string(hide_password=True)}"
+
+    def _create_engine(self) -> Engine:
+        kwargs: dict[str, Any] = {
+            "json_serializer": _json_dumps,
+            "json_deserializer": orjson.loads,
+        }
+        if self.dialect == "sqlite":
+            db = self.url.database
+            if db and db != ":memory:":
+                Path(db).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            kwargs["pool_size"] = 16
+            kwargs["max_overflow"] = 16
+        else:
+            kwargs["pool_size"] = 10
+            kwargs["max_overflow"] = 20
+            kwargs["pool_pre_ping"] = True
+        try:
+            engine = create_engine(self.url, **kwargs)
+        except (NoSuchModuleError, ImportError) as e:
+            raise ConfigError(f"database_url {self.url!s}: driver not available ({e})") from None
+        if self.dialect == "sqlite":
+            event.listen(engine, "connect", _sqlite_connect)
+            event.listen(engine, "begin", _sqlite_begin)
+        return engine
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read transaction (a consistent snapshot on both stores)."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction; committed (and on disk) when the block exits normally."""
+        lock = self._write_lock if self.dialect == "sqlite" else contextlib.nullcontext()
+        with lock, self.engine.connect() as conn:
+            conn = conn.execution_options(batchyard_write=True)
+            with conn.begin():
+                yield conn
+
+    def check(self) -> None:
+        """Fail early, with the reason, when the database cannot be reached."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except DBAPIError as e:
+            raise ConfigError(f"cannot open the database ({self.description}): {e.orig}") from None
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (idempotent; serialized across servers)."""
+        from batchyard.store.migrate import upgrade
+
+        with self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_lock(813001)"))
+            try:
+                upgrade(conn)
+                conn.commit()
+            finally:
+                if self.dialect == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_unlock(813001)"))
+                    conn.commit()
+
+    def secret(self, key: str) -> bytes:
+        """A random per-database secret (created once), e.g. to sign pagination tokens.
+
+        Servers sharing a database agree on it: whoever inserts first wins, the others read.
+        """
+        query = select(tables.settings.c.value).where(tables.settings.c.key == key)
+        for _ in range(3):
+            with self.read() as conn:
+                row = conn.execute(query).first()
+            if row is not None:
+                return bytes.fromhex(row.value)
+            try:
+                with self.write() as conn:
+                    conn.execute(
+                        tables.settings.insert().values(key=key, value=secrets.token_hex(32))
+                    )
+            except IntegrityError:
+                pass  # another server inserted it; read theirs
+        raise RuntimeError(f"could not read or create the {key} setting")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy's begin event issue BEGIN itself (pysqlite's implicit BEGIN is deferred).
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    if conn.get_execution_options().get("batchyard_write"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")

@@ -1,0 +1,412 @@
+"""Repositories for the declared resources: rows in, domain objects out.
+
+Every function takes the caller's connection, so a service decides the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, delete, func, insert, or_, select, update
+
+from batchyard.domain.resources import (
+    DELETED,
+    ComputeEnvironment,
+    ConsumableResource,
+    JobDefinition,
+    JobQueue,
+    QueueEnvironment,
+    SchedulingPolicy,
+)
+from batchyard.store import tables as t
+
+# ---- compute environments -------------------------------------------------------------------
+
+_ce = t.compute_environments
+
+
+def _to_ce(row: Row) -> ComputeEnvironment:
+    return ComputeEnvironment(
+        id=row.id,
+        name=row.name,
+        uuid=row.uuid,
+        type=row.type,
+        state=row.state,
+        status=row.status,
+        status_reason=row.status_reason,
+        provider=row.provider,
+        spec=row.spec,
+        tags=row.tags,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def insert_compute_environment(conn: Connection, **values: Any) -> int:
+    return conn.execute(insert(_ce).values(**values)).inserted_primary_key[0]
+
+
+def compute_environment(conn: Connection, name: str) -> ComputeEnvironment | None:
+    row = conn.execute(select(_ce).where(_ce.c.name == name)).first()
+    return _to_ce(row) if row else None
+
+
+def compute_environments(
+    conn: Connection,
+    names: Sequence[str] | None = None,
+    after_id: int | None = None,
+    limit: int | None = None,
+    statuses: Iterable[str] | None = None,
+) -> list[ComputeEnvironment]:
+    q = select(_ce).order_by(_ce.c.id)
+    if names is not None:
+        q = q.where(_ce.c.name.in_(names))
+    if statuses is not None:
+        q = q.where(_ce.c.status.in_(list(statuses)))
+    if after_id is not None:
+        q = q.where(_ce.c.id > after_id)
+    if limit is not None:
+        q = q.limit(limit)
+    return [_to_ce(r) for r in conn.execute(q)]
+
+
+def compute_environments_by_id(conn: Connection, ids: Iterable[int]) -> dict[int, str]:
+    rows = conn.execute(select(_ce.c.id, _ce.c.name).where(_ce.c.id.in_(list(ids))))
+    return {r.id: r.name for r in rows}
+
+
+def update_compute_environment(conn: Connection, ce_id: int, **values: Any) -> None:
+    conn.execute(update(_ce).where(_ce.c.id == ce_id).values(**values))
+
+
+def delete_compute_environment(conn: Connection, ce_id: int) -> None:
+    conn.execute(delete(_ce).where(_ce.c.id == ce_id))
+
+
+# ---- job queues -----------------------------------------------------------------------------
+
+_jq = t.job_queues
+_jqce = t.job_queue_compute_environments
+_sp = t.scheduling_policies
+
+
+def _queue_order(conn: Connection, queue_ids: list[int]) -> dict[int, list[QueueEnvironment]]:
+    order: dict[int, list[QueueEnvironment]] = {qid: [] for qid in queue_ids}
+    if not queue_ids:
+        return order
+    rows = conn.execute(
+        select(_jqce.c.queue_id, _jqce.c.position, _ce.c.name)
+        .join(_ce, _ce.c.id == _jqce.c.compute_environment_id)
+        .where(_jqce.c.queue_id.in_(queue_ids))
+        .order_by(_jqce.c.queue_id, _jqce.c.position)
+    )
+    for r in rows:
+        order[r.queue_id].append(QueueEnvironment(order=r.position, compute_environment=r.name))
+    return order
+
+
+def _to_queues(conn: Connection, rows: Sequence[Row]) -> list[JobQueue]:
+    order = _queue_order(conn, [r.id for r in rows])
+    policy_ids = {r.scheduling_policy_id for r in rows if r.scheduling_policy_id is not None}
+    policies = {}
+    if policy_ids:
+        policies = dict(conn.execute(select(_sp.c.id, _sp.c.name).where(_sp.c.id.in_(policy_ids))))
+    return [
+        JobQueue(
+            id=r.id,
+            name=r.name,
+            state=r.state,
+            status=r.status,
+            status_reason=r.status_reason,
+            priority=r.priority,
+            scheduling_policy=policies.get(r.scheduling_policy_id),
+            compute_environment_order=order[r.id],
+            spec=r.spec,
+            tags=r.tags,
+            created_at=r.created_at,
+            updated_at=r.updated_at,
+        )
+        for r in rows
+    ]
+
+
+def insert_job_queue(conn: Connection, **values: Any) -> int:
+    return conn.execute(insert(_jq).values(**values)).inserted_primary_key[0]
+
+
+def set_queue_environments(conn: Connection, queue_id: int, entries: list[tuple[int, int]]) -> None:
+    """Replace the queue's compute environments with ``(position, compute_environment_id)``."""
+    conn.execute(delete(_jqce).where(_jqce.c.queue_id == queue_id))
+    if entries:
+        conn.execute(
+            insert(_jqce),
+            [
+                {"queue_id": queue_id, "compute_environment_id": ce_id, "position": pos}
+                for pos, ce_id in entries
+            ],
+        )
+
+
+def job_queue(conn: Connection, name: str) -> JobQueue | None:
+    rows = conn.execute(select(_jq).where(_jq.c.name == name, _jq.c.status != DELETED)).all()
+    return _to_queues(conn, rows)[0] if rows else None
+
+
+def job_queue_by_id(conn: Connection, queue_id: int) -> JobQueue | None:
+    rows = conn.execute(select(_jq).where(_jq.c.id == queue_id)).all()
+    return _to_queues(conn, rows)[0] if rows else None
+
+
+def job_queues(
+    conn: Connection,
+    names: Sequence[str] | None = None,
+    after_id: int | None = None,
+    limit: int | None = None,
+    statuses: Iterable[str] | None = None,
+) -> list[JobQueue]:
+    q = select(_jq).where(_jq.c.status != DELETED).order_by(_jq.c.id)
+    if names is not None:
+        q = q.where(_jq.c.name.in_(names))
+    if statuses is not None:
+        q = q.where(_jq.c.status.in_(list(statuses)))
+    if after_id is not None:
+        q = q.where(_jq.c.id > after_id)
+    if limit is not None:
+        q = q.limit(limit)
+    return _to_queues(conn, conn.execute(q).all())
+
+
+def queues_using_compute_environment(conn: Connection, ce_id: int) -> list[str]:
+    rows = conn.execute(
+        select(_jq.c.name)
+        .join(_jqce, _jqce.c.queue_id == _jq.c.id)
+        .where(_jqce.c.compute_environment_id == ce_id, _jq.c.status != DELETED)
+        .order_by(_jq.c.name)
+    )
+    return [r.name for r in rows]
+
+
+def queues_using_policy(conn: Connection, policy_id: int) -> list[str]:
+    rows = conn.execute(
+        select(_jq.c.name)
+        .where(_jq.c.scheduling_policy_id == policy_id, _jq.c.status != DELETED)
+        .order_by(_jq.c.name)
+    )
+    return [r.name for r in rows]
+
+
+def update_job_queue(conn: Connection, queue_id: int, **values: Any) -> None:
+    conn.execute(update(_jq).where(_jq.c.id == queue_id).values(**values))
+
+
+# ---- job definitions ------------------------------------------------------------------------
+
+_jd = t.job_definitions
+
+
+def _to_jd(row: Row) -> JobDefinition:
+    return JobDefinition(
+        id=row.id,
+        name=row.name,
+        revision=row.revision,
+        status=row.status,
+        type=row.type,
+        spec=row.spec,
+        tags=row.tags,
+        created_at=row.created_at,
+    )
+
+
+def latest_revision(conn: Connection, name: str) -> int:
+    return conn.execute(select(func.max(_jd.c.revision)).where(_jd.c.name == name)).scalar() or 0
+
+
+def insert_job_definition(conn: Connection, **values: Any) -> int:
+    return conn.execute(insert(_jd).values(**values)).inserted_primary_key[0]
+
+
+def job_definition(
+    conn: Connection, name: str, revision: int | None = None, active_only: bool = False
+) -> JobDefinition | None:
+    """One revision; without ``revision`` the newest ACTIVE one (AWS's rule for SubmitJob)."""
+    q = select(_jd).where(_jd.c.name == name)
+    if revision is not None:
+        q = q.where(_jd.c.revision == revision)
+    else:
+        q = q.where(_jd.c.status == "ACTIVE").order_by(_jd.c.revision.desc()).limit(1)
+    if active_only:
+        q = q.where(_jd.c.status == "ACTIVE")
+    row = conn.execute(q).first()
+    return _to_jd(row) if row else None
+
+
+def job_definition_by_id(conn: Connection, jd_id: int) -> JobDefinition | None:
+    row = conn.execute(select(_jd).where(_jd.c.id == jd_id)).first()
+    return _to_jd(row) if row else None
+
+
+def job_definitions_by_id(conn: Connection, ids: Iterable[int]) -> dict[int, JobDefinition]:
+    rows = conn.execute(select(_jd).where(_jd.c.id.in_(list(set(ids)))))
+    return {r.id: _to_jd(r) for r in rows}
+
+
+def job_definitions(
+    conn: Connection,
+    refs: Sequence[tuple[str, int | None]] | None = None,
+    name: str | None = None,
+    status: str | None = None,
+    after_id: int | None = None,
+    limit: int | None = None,
+) -> list[JobDefinition]:
+    q = select(_jd).order_by(_jd.c.id)
+    if refs is not None:
+        exact = [(n, r) for n, r in refs if r is not None]
+        names = [n for n, r in refs if r is None]
+        cond = [and_(_jd.c.name == n, _jd.c.revision == r) for n, r in exact]
+        if names:
+            cond.append(_jd.c.name.in_(names))
+        if not cond:
+            return []
+        q = q.where(or_(*cond))
+    if name is not None:
+        q = q.where(_jd.c.name == name)
+    if status is not None:
+        q = q.where(_jd.c.status == status)
+    if after_id is not None:
+        q = q.where(_jd.c.id > after_id)
+    if limit is not None:
+        q = q.limit(limit)
+    return [_to_jd(r) for r in conn.execute(q)]
+
+
+def update_job_definition(conn: Connection, jd_id: int, **values: Any) -> None:
+    conn.execute(update(_jd).where(_jd.c.id == jd_id).values(**values))
+
+
+# ---- scheduling policies --------------------------------------------------------------------
+
+
+def _to_sp(row: Row) -> SchedulingPolicy:
+    return SchedulingPolicy(
+        id=row.id, name=row.name, spec=row.spec, tags=row.tags, created_at=row.created_at
+    )
+
+
+def insert_scheduling_policy(conn: Connection, **values: Any) -> int:
+    return conn.execute(insert(_sp).values(**values)).inserted_primary_key[0]
+
+
+def scheduling_policy(conn: Connection, name: str) -> SchedulingPolicy | None:
+    row = conn.execute(select(_sp).where(_sp.c.name == name)).first()
+    return _to_sp(row) if row else None
+
+
+def scheduling_policies(
+    conn: Connection,
+    names: Sequence[str] | None = None,
+    after_id: int | None = None,
+    limit: int | None = None,
+) -> list[SchedulingPolicy]:
+    q = select(_sp).order_by(_sp.c.id)
+    if names is not None:
+        q = q.where(_sp.c.name.in_(names))
+    if after_id is not None:
+        q = q.where(_sp.c.id > after_id)
+    if limit is not None:
+        q = q.limit(limit)
+    return [_to_sp(r) for r in conn.execute(q)]
+
+
+def update_scheduling_policy(conn: Connection, sp_id: int, **values: Any) -> None:
+    conn.execute(update(_sp).where(_sp.c.id == sp_id).values(**values))
+
+
+def delete_scheduling_policy(conn: Connection, sp_id: int) -> None:
+    conn.execute(delete(_sp).where(_sp.c.id == sp_id))
+
+
+# ---- consumable resources -------------------------------------------------------------------
+
+_cr = t.consumable_resources
+
+
+def _to_cr(row: Row) -> ConsumableResource:
+    return ConsumableResource(
+        id=row.id,
+        name=row.name,
+        resource_type=row.resource_type,
+        total_quantity=row.total_quantity,
+        in_use_quantity=row.in_use_quantity,
+        tags=row.tags,
+        created_at=row.created_at,
+    )
+
+
+def insert_consumable_resource(conn: Connection, **values: Any) -> int:
+    return conn.execute(insert(_cr).values(**values)).inserted_primary_key[0]
+
+
+def consumable_resource(conn: Connection, name: str) -> ConsumableResource | None:
+    row = conn.execute(select(_cr).where(_cr.c.name == name)).first()
+    return _to_cr(row) if row else None
+
+
+def consumable_resources(
+    conn: Connection,
+    name_patterns: Sequence[str] | None = None,
+    after_id: int | None = None,
+    limit: int | None = None,
+) -> list[ConsumableResource]:
+    """``name_patterns``: case-insensitive names, a trailing ``*`` matching any suffix."""
+    q = select(_cr).order_by(_cr.c.id)
+    if name_patterns is not None:
+        conds = []
+        for p in name_patterns:
+            low = func.lower(_cr.c.name)
+            if p.endswith("*"):
+                prefix = p[:-1].lower()
+                conds.append(func.substr(low, 1, len(prefix)) == prefix)
+            else:
+                conds.append(low == p.lower())
+        q = q.where(or_(*conds))
+    if after_id is not None:
+        q = q.where(_cr.c.id > after_id)
+    if limit is not None:
+        q = q.limit(limit)
+    return [_to_cr(r) for r in conn.execute(q)]
+
+
+def update_consumable_resource(conn: Connection, cr_id: int, **values: Any) -> None:
+    conn.execute(update(_cr).where(_cr.c.id == cr_id).values(**values))
+
+
+def delete_consumable_resource(conn: Connection, cr_id: int) -> None:
+    conn.execute(delete(_cr).where(_cr.c.id == cr_id))
+
+
+# ---- idempotency tokens ---------------------------------------------------------------------
+
+_idem = t.idempotency_tokens
+
+
+def idempotent_result(
+    conn: Connection, scope: str, token: str, since_ms: int
+) -> tuple[str, Any] | None:
+    row = conn.execute(
+        select(_idem.c.request_hash, _idem.c.result).where(
+            _idem.c.scope == scope, _idem.c.token == token, _idem.c.created_at >= since_ms
+        )
+    ).first()
+    return (row.request_hash, row.result) if row else None
+
+
+def remember_result(
+    conn: Connection, scope: str, token: str, request_hash: str, result: Any, now: int
+) -> None:
+    conn.execute(delete(_idem).where(_idem.c.scope == scope, _idem.c.token == token))
+    conn.execute(
+        insert(_idem).values(
+            scope=scope, token=token, request_hash=request_hash, result=result, created_at=now
+        )
+    )

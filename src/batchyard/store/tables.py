@@ -1,0 +1,230 @@
+"""The tables. Times are epoch milliseconds (AWS's unit); documents are JSON in snake_case.
+
+Each resource keeps the columns the service filters, orders or joins on, and one ``spec``
+document for the rest of what the user declared, returned as given. Jobs are designed for
+large arrays: an array parent is one row, and its children get rows only when something
+happens to them individually (dispatch, cancel), so a 10,000-child submit writes one row.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Doc = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants a BIGINT identity.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+compute_environments = Table(
+    "compute_environments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("uuid", String(36), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("status_reason", Text),
+    Column("provider", String(32), nullable=False),
+    Column("spec", Doc, nullable=False),
+    Column("tags", Doc, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+scheduling_policies = Table(
+    "scheduling_policies",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("spec", Doc, nullable=False),
+    Column("tags", Doc, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# Deleted queues stay as tombstones (status DELETED) so that finished jobs keep naming theirs.
+job_queues = Table(
+    "job_queues",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("status_reason", Text),
+    Column("priority", Integer, nullable=False),
+    Column("scheduling_policy_id", BigInteger),
+    Column("spec", Doc, nullable=False),
+    Column("tags", Doc, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index(
+        "uq_job_queues_live_name",
+        "name",
+        unique=True,
+        sqlite_where=text("status != 'DELETED'"),
+        postgresql_where=text("status != 'DELETED'"),
+    ),
+)
+
+job_queue_compute_environments = Table(
+    "job_queue_compute_environments",
+    metadata,
+    Column("queue_id", BigInteger, primary_key=True),
+    Column("compute_environment_id", BigInteger, primary_key=True),
+    Column("position", Integer, nullable=False),
+    Index("ix_jqce_compute_environment", "compute_environment_id"),
+)
+
+job_definitions = Table(
+    "job_definitions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("spec", Doc, nullable=False),
+    Column("tags", Doc, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("name", "revision"),
+    Index("ix_job_definitions_status_name", "status", "name"),
+)
+
+consumable_resources = Table(
+    "consumable_resources",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("resource_type", String(32), nullable=False),
+    Column("total_quantity", BigInteger, nullable=False),
+    Column("in_use_quantity", BigInteger, nullable=False, server_default="0"),
+    Column("tags", Doc, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# Idempotency tokens (UpdateConsumableResource clientToken, SubmitJob client tokens):
+# a repeated request with the same token in the same scope returns the stored result.
+idempotency_tokens = Table(
+    "idempotency_tokens",
+    metadata,
+    Column("scope", String(300), primary_key=True),
+    Column("token", String(128), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("result", Doc, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# One row per job, per array child that has been dispatched or acted on, and per MNP node.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("seq", Id, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("name", String(128), nullable=False),
+    Column("queue_id", BigInteger, nullable=False),
+    Column("definition_id", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("status_reason", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Column("started_at", BigInteger),
+    Column("stopped_at", BigInteger),
+    Column("updated_at", BigInteger, nullable=False),
+    # array parent: array_size; array child: parent_seq + array_index; MNP node: node_index
+    Column("parent_seq", BigInteger),
+    Column("array_size", Integer),
+    Column("array_index", Integer),
+    Column("node_index", Integer),
+    Column("scheduling_priority", Integer, nullable=False, server_default="0"),
+    Column("share_identifier", String(255)),
+    # resolved requests, kept as columns so the scheduler never parses documents
+    Column("vcpus", Float, nullable=False),
+    Column("memory_mib", BigInteger, nullable=False),
+    Column("gpus", Integer, nullable=False, server_default="0"),
+    Column("attempt_count", Integer, nullable=False, server_default="0"),
+    Column("is_cancelled", Boolean, nullable=False, server_default=text("false")),
+    Column("is_terminated", Boolean, nullable=False, server_default=text("false")),
+    # Parent of an array: per-status counts of its children, kept with each child transition.
+    Column("array_counts", Doc),
+    Column("tags", Doc, nullable=False),
+    # Everything else the job was submitted with (parameters, overrides, dependsOn...).
+    Column("spec", Doc, nullable=False),
+    Index("ix_jobs_queue_status_seq", "queue_id", "status", "seq"),
+    Index("ix_jobs_parent_index", "parent_seq", "array_index"),
+    Index("ix_jobs_status", "status"),
+    Index("ix_jobs_stopped_at", "stopped_at"),
+)
+
+job_dependencies = Table(
+    "job_dependencies",
+    metadata,
+    Column("job_seq", BigInteger, primary_key=True),
+    Column("depends_on_seq", BigInteger, primary_key=True),
+    Column("type", String(16)),  # None, N_TO_N or SEQUENTIAL
+    Index("ix_job_dependencies_depends_on", "depends_on_seq"),
+)
+
+job_transitions = Table(
+    "job_transitions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("job_seq", BigInteger, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("from_status", String(16)),
+    Column("to_status", String(16), nullable=False),
+    Column("reason", Text),
+    Index("ix_job_transitions_job", "job_seq", "id"),
+)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("job_seq", BigInteger, nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("compute_environment", String(128), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at", BigInteger),
+    Column("stopped_at", BigInteger),
+    Column("exit_code", Integer),
+    Column("reason", Text),
+    Column("status_reason", Text),
+    Column("log_stream", String(512), nullable=False),
+    # where the provider runs it (agent, pid, start time...), to reconcile after a restart
+    Column("provider_ref", Doc),
+    # what the attempt really used (cpu seconds, peak memory...), filled at completion
+    Column("usage", Doc),
+    UniqueConstraint("job_seq", "number"),
+    Index("ix_attempts_log_stream", "log_stream"),
+    Index("ix_attempts_status", "status"),
+)

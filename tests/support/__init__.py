@@ -1,0 +1,1 @@
+"""Test support: real PostgreSQL clusters, real server processes, strict response checks."""
