@@ -53,7 +53,7 @@ def server(
     proc = ServerProcess(tmp_path_factory.mktemp(f"server-{store}"), database_url(), **FAST)
     proc.start()
     yield proc
-    proc.stop()
+    proc.shutdown()
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def new_server(
 
     yield make
     for proc in started:
-        proc.stop()
+        proc.shutdown()
 
 
 @pytest.fixture

@@ -44,6 +44,30 @@ class Settings(BaseSettings):
     terminate_grace_seconds: float = Field(
         10.0, ge=0, description="SIGTERM to SIGKILL delay when a job is terminated."
     )
+    job_inherit_environment: list[str] = Field(
+        default_factory=lambda: [
+            "PATH",
+            "HOME",
+            "LANG",
+            "LC_ALL",
+            "TZ",
+            "USER",
+            "LOGNAME",
+            "TMPDIR",
+        ],
+        description="Variables of the server's environment that jobs inherit; nothing else leaks.",
+    )
+    log_limit_bytes: int = Field(
+        1 << 30, ge=1024, description="Output kept per attempt; more is dropped with a marker."
+    )
+    run_as: str | None = Field(
+        None,
+        description="Run local jobs as this user (name or uid) instead of the server's own; "
+        "recommended when the server runs as root.",
+    )
+    enforce_limits: bool = Field(
+        True, description="Enforce jobs' memory requests with cgroups where the host allows."
+    )
     min_time_limit_seconds: int = Field(
         600, ge=1, description="AWS's minimum jobStateTimeLimitActions maxTimeSeconds."
     )

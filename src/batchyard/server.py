@@ -22,13 +22,17 @@ import uvicorn
 from batchyard import __version__
 from batchyard.api.arns import Arns
 from batchyard.config import ConfigError, Settings
+from batchyard.logs.store import LogStore
 from batchyard.providers.base import Provider
 from batchyard.providers.local import LocalProvider
+from batchyard.scheduler.jobs import JobScheduler
 from batchyard.scheduler.loop import Scheduler
 from batchyard.scheduler.resources import ResourceReconciler
 from batchyard.service.context import Context
+from batchyard.service.logs import Logs
 from batchyard.service.pagination import Tokens
 from batchyard.service.services import Services
+from batchyard.store import jobs as jobs_repo
 from batchyard.store.db import Store
 
 log = logging.getLogger("batchyard.server")
@@ -48,17 +52,46 @@ class Runtime:
         self.store.check()
         self.store.migrate()
         self.arns = Arns(settings.region, settings.account_id)
-        self.providers: dict[str, Provider] = {"local": LocalProvider()}
-        self.reconciler = ResourceReconciler(self.store, self.providers)
-        self.scheduler = Scheduler([self.reconciler.run_once])
+        self.logs = LogStore(settings.data_dir / "logs")
+        self.providers: dict[str, Provider] = {
+            "local": LocalProvider(
+                settings.data_dir / "local",
+                log_limit_bytes=settings.log_limit_bytes,
+                enforce_limits=settings.enforce_limits,
+                run_as=settings.run_as,
+            )
+        }
+        self.scheduler = Scheduler()
+        self.reconciler = ResourceReconciler(self.store, self.providers, self._busy)
+        self.jobs = JobScheduler(
+            self.store,
+            settings,
+            self.providers,
+            self.reconciler,
+            self.logs,
+            wake=self.scheduler.wake,
+            wake_later=self.scheduler.wake_later,
+        )
+        self.scheduler.add_pass(self.reconciler.run_once)
+        self.scheduler.add_pass(
+            self.jobs.run_once, on_start=self.jobs.start, on_stop=self.jobs.stop
+        )
         ctx = Context(
             store=self.store,
             settings=settings,
             tokens=Tokens(self.store.secret("token_secret")),
             wake=self.scheduler.wake,
             providers=frozenset(self.providers),
+            finished=self.jobs.finished,
         )
         self.services = Services(ctx)
+        self.logs_service = Logs(ctx, self.logs)
+
+    def _busy(self) -> tuple[set[str], set[int]]:
+        """Compute environments with attempts in flight, and queues with unfinished jobs."""
+        with self.store.read() as conn:
+            queues = jobs_repo.busy_queue_ids(conn)
+        return {r.environment for r in self.jobs.running.values()}, queues
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Any) -> AsyncIterator[None]:
@@ -67,8 +100,6 @@ class Runtime:
             yield
         finally:
             self.scheduler.stop()
-            for provider in self.providers.values():
-                await provider.close()
             self.store.close()
 
 

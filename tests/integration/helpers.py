@@ -68,3 +68,180 @@ def client_error(call: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         err["Status"] = e.response["ResponseMetadata"]["HTTPStatusCode"]
         return err
     raise AssertionError(f"{getattr(call, '__name__', call)} succeeded but was expected to fail")
+
+
+ACCOUNT_PREFIX = "arn:aws:batch:us-east-1:000000000000:"
+
+
+def arn(kind: str, resource: str) -> str:
+    """The ARN the test servers (region us-east-1, account 000000000000) give a resource."""
+    return f"{ACCOUNT_PREFIX}{kind}/{resource}"
+
+
+def paginate(call: Any, key: str, page_size: int, **kwargs: Any) -> list[Any]:
+    """Every item of a paginated listing, fetched ``page_size`` at a time; checks each page."""
+    items: list[Any] = []
+    token = None
+    while True:
+        page = call(maxResults=page_size, **kwargs, **({"nextToken": token} if token else {}))
+        assert len(page[key]) <= page_size
+        items += page[key]
+        token = page.get("nextToken")
+        if not token:
+            return items
+        assert page[key], "a page with a nextToken must not be empty"
+
+
+def tamper(token: str) -> str:
+    """The token with its first character changed: what an edited token looks like."""
+    return ("B" if token[0] == "A" else "A") + token[1:]
+
+
+def describe_ce(batch: Any, name: str) -> dict[str, Any] | None:
+    found = batch.describe_compute_environments(computeEnvironments=[name])["computeEnvironments"]
+    return found[0] if found else None
+
+
+def describe_queue(batch: Any, name: str) -> dict[str, Any] | None:
+    found = batch.describe_job_queues(jobQueues=[name])["jobQueues"]
+    return found[0] if found else None
+
+
+def settled_queue(batch: Any, name: str) -> dict[str, Any]:
+    """Wait until the queue is VALID again after a change; returns its description."""
+
+    def valid() -> dict[str, Any] | None:
+        queue = describe_queue(batch, name)
+        return queue if queue is not None and queue["status"] == "VALID" else None
+
+    return wait_for(valid, what=f"job queue {name} to become VALID")
+
+
+def delete_queue(batch: Any, name: str) -> None:
+    """Disable, delete and wait until the queue is gone."""
+    batch.update_job_queue(jobQueue=name, state="DISABLED")
+    batch.delete_job_queue(jobQueue=name)
+    wait_for(lambda: describe_queue(batch, name) is None, what=f"job queue {name} to go")
+
+
+def delete_ce(batch: Any, name: str) -> None:
+    """Disable, delete and wait until the compute environment is gone."""
+    batch.update_compute_environment(computeEnvironment=name, state="DISABLED")
+    batch.delete_compute_environment(computeEnvironment=name)
+    wait_for(lambda: describe_ce(batch, name) is None, what=f"compute environment {name} to go")
+
+
+CONTAINER = {
+    "image": "busybox",
+    "command": ["echo", "Ref::message"],
+    "resourceRequirements": [
+        {"type": "VCPU", "value": "1"},
+        {"type": "MEMORY", "value": "512"},
+    ],
+}
+
+
+def register_jd(batch: Any, name: str, **extra: Any) -> dict[str, Any]:
+    """Register a small container job definition; returns RegisterJobDefinition's answer."""
+    extra.setdefault("containerProperties", CONTAINER)
+    return batch.register_job_definition(jobDefinitionName=name, type="container", **extra)
+
+
+# ---- jobs ------------------------------------------------------------------------------
+
+TERMINAL = {"SUCCEEDED", "FAILED"}
+
+
+def _reachable() -> dict[str | None, set[str]]:
+    from batchyard.domain.jobs import TRANSITIONS
+
+    graph = {k.value if k else None: {v.value for v in vs} for k, vs in TRANSITIONS.items()}
+    closure: dict[str | None, set[str]] = {}
+    for start in graph:
+        seen: set[str] = set()
+        todo = list(graph[start])
+        while todo:
+            s = todo.pop()
+            if s not in seen:
+                seen.add(s)
+                todo += graph[s]
+        closure[start] = seen
+    return closure
+
+
+REACHABLE = _reachable()
+
+
+def wait_job(
+    batch: Any, job_id: str, until: set[str] | None = None, timeout: float = 60.0
+) -> dict[str, Any]:
+    """Poll a job until its status is in ``until`` (default: finished). Every status seen must
+    be reachable from the one seen before it through the allowed transitions (polling may
+    miss steps in between, never go where the table does not lead)."""
+    until = until or TERMINAL
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = batch.describe_jobs(jobs=[job_id])["jobs"]
+        assert jobs, f"job {job_id} is not known to the server"
+        job = jobs[0]
+        status = job["status"]
+        if not seen or seen[-1] != status:
+            prev = seen[-1] if seen else None
+            assert prev is None or status in REACHABLE[prev], (
+                f"{job_id}: {prev} -> {status} is not allowed (seen {seen})"
+            )
+            seen.append(status)
+        if status in until:
+            job["_seen"] = seen
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"job {job_id} still {status} after {timeout} s (seen {seen}; reason {job.get('statusReason')})"
+            )
+        time.sleep(0.02)
+
+
+def setup_queue(
+    batch: Any, unique: Any, max_vcpus: int = 2, priority: int = 1, **queue_extra: Any
+) -> str:
+    """A fresh compute environment and queue; returns the queue name."""
+    ce = unique("ce")
+    make_ce(batch, ce, max_vcpus=max_vcpus)
+    queue = unique("q")
+    make_queue(batch, queue, [ce], priority=priority, **queue_extra)
+    return queue
+
+
+def register(
+    batch: Any,
+    unique: Any,
+    command: list[str],
+    vcpus: str = "0.5",
+    memory: str = "64",
+    **extra: Any,
+) -> str:
+    name = unique("jd")
+    batch.register_job_definition(
+        jobDefinitionName=name,
+        type="container",
+        containerProperties={
+            "image": "busybox",
+            "command": command,
+            "resourceRequirements": [
+                {"type": "VCPU", "value": vcpus},
+                {"type": "MEMORY", "value": memory},
+            ],
+        },
+        **extra,
+    )
+    return name
+
+
+def log_lines(server: Any, job: dict[str, Any], attempt: int = -1) -> list[str]:
+    stream = job["attempts"][attempt]["container"]["logStreamName"]
+    logs = server.client("logs")
+    events = logs.get_log_events(
+        logGroupName="/aws/batch/job", logStreamName=stream, startFromHead=True
+    )["events"]
+    return [e["message"] for e in events]

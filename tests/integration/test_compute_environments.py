@@ -104,3 +104,99 @@ def test_pagination(batch, unique):
         batch.describe_compute_environments, maxResults=2, nextToken=token or "bogus.token"
     )
     assert "nextToken" in err["Message"]
+
+
+def _settled(batch, name):
+    return wait_for(
+        lambda: [
+            c
+            for c in batch.describe_compute_environments(computeEnvironments=[name])[
+                "computeEnvironments"
+            ]
+            if c["status"] == "VALID"
+        ],
+        what=f"{name} to settle",
+    )[0]
+
+
+def test_update_amends_and_keeps_the_rest(batch, unique):
+    name = unique("ce")
+    resources = {
+        "type": "EC2",
+        "maxvCpus": 4,
+        "minvCpus": 0,
+        "instanceTypes": ["optimal"],
+        "subnets": ["subnet-1"],
+        "securityGroupIds": ["sg-1"],
+        "instanceRole": "ecsInstanceRole",
+        "tags": {"Name": "batch"},
+    }
+    batch.create_compute_environment(
+        computeEnvironmentName=name,
+        type="MANAGED",
+        computeResources=resources,
+        serviceRole="arn:aws:iam::000000000000:role/batch",
+    )
+    _settled(batch, name)
+    policy = {"terminateJobsOnUpdate": True, "jobExecutionTimeoutMinutes": 10}
+    batch.update_compute_environment(
+        computeEnvironment=name,
+        # updateToLatestImageVersion asks for an action: it is not kept or shown
+        computeResources={"maxvCpus": 8, "updateToLatestImageVersion": True},
+        serviceRole="arn:aws:iam::000000000000:role/other",
+        updatePolicy=policy,
+    )
+    ce = _settled(batch, name)
+    assert ce["computeResources"] == {**resources, "maxvCpus": 8}
+    assert ce["serviceRole"] == "arn:aws:iam::000000000000:role/other"
+    assert ce["updatePolicy"] == policy
+
+
+def test_update_of_nested_settings(batch, unique):
+    eks, managed = unique("eks"), unique("mi")
+    cluster = {"eksClusterArn": "arn:aws:eks:us-east-1:000000000000:cluster/c",
+               "kubernetesNamespace": "batch"}  # fmt: skip
+    batch.create_compute_environment(
+        computeEnvironmentName=eks,
+        type="MANAGED",
+        computeResources={"type": "EC2", "maxvCpus": 2},
+        eksConfiguration=cluster,
+    )
+    provider = {
+        "infrastructureRoleArn": "arn:aws:iam::000000000000:role/infra",
+        "instanceLaunchTemplate": {
+            "ec2InstanceProfileArn": "arn:aws:iam::000000000000:instance-profile/p",
+            "networkConfiguration": {"subnets": ["subnet-1"], "securityGroups": ["sg-1"]},
+        },
+    }
+    batch.create_compute_environment(
+        computeEnvironmentName=managed,
+        type="MANAGED",
+        computeResources={
+            "type": "ECS_MANAGED_INSTANCES",
+            "maxvCpus": 2,
+            "managedInstancesProvider": provider,
+        },
+    )
+    access = {"desiredState": "ENABLED"}
+    batch.update_compute_environment(
+        computeEnvironment=eks, eksConfiguration={"accessEntry": access}
+    )
+    network = {"subnets": ["subnet-2"], "securityGroups": ["sg-2"]}
+    batch.update_compute_environment(
+        computeEnvironment=managed,
+        computeResources={
+            "managedInstancesProvider": {
+                "instanceLaunchTemplate": {"networkConfiguration": network}
+            }
+        },
+    )
+    ce = _settled(batch, eks)
+    assert ce["eksConfiguration"] == {**cluster, "accessEntry": access}
+    assert ce["containerOrchestrationType"] == "EKS"
+    ce = _settled(batch, managed)
+    template = {**provider["instanceLaunchTemplate"], "networkConfiguration": network}
+    assert ce["computeResources"]["managedInstancesProvider"] == {
+        **provider,
+        "instanceLaunchTemplate": template,
+    }

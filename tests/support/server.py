@@ -95,6 +95,29 @@ class ServerProcess:
                 raise RuntimeError(f"server ignored signal {sig}:\n{self.log()}") from None
         return self.proc.returncode
 
+    def shutdown(self) -> None:
+        """Stop the server and the local agent it started (and with it any job still
+        running): nothing of the test outlives it."""
+        if self.proc is not None:
+            self.stop()
+        agent_pid = self.data_dir / "local" / "agent.pid"
+        try:
+            pid = int(agent_pid.read_text())
+        except (OSError, ValueError):
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+
     def kill(self) -> None:
         """``kill -9``: no shutdown at all."""
         self.stop(signal.SIGKILL)

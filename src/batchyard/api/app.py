@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from batchyard.api import logs as logs_api
 from batchyard.api.model import batch_model
 from batchyard.api.operations import Env, load_handlers
 from batchyard.api.protocol import Router, error_response, parse_request, response
@@ -46,6 +47,9 @@ def create_app(runtime: Runtime) -> Starlette:
     async def aws(request: Request) -> Response:
         try:
             body = await read_body(request, limit)
+            target = request.headers.get("x-amz-target", "")
+            if target.startswith(logs_api.TARGET_PREFIX) and request.url.path == "/":
+                return await logs_api.handle(runtime.logs_service, target, body)
             raw = request.scope.get("raw_path") or request.scope["path"].encode()
             op, labels = router.match(request.method, raw.decode("latin-1"))
             req = parse_request(op, body, labels, request.url.query)

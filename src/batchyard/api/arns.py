@@ -22,7 +22,7 @@ KINDS = (
     "service-environment",
     "quota-share",
 )
-_ARN = re.compile(r"^arn:(aws[a-z-]*):batch:([a-z0-9-]+):(\d{12}):([a-z-]+)/(.+)$")
+_ARN = re.compile(r"arn:(aws[a-z-]*):batch:([a-z0-9-]+):([0-9]{12}):([a-z-]+)/(.+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,7 @@ class Arns:
 
     def parse(self, text: str, field: str) -> Arn:
         """Read a full ARN; the message names ``field`` and shows the expected form."""
-        m = _ARN.match(text)
+        m = _ARN.fullmatch(text)
         if m is None or m.group(4) not in KINDS:
             raise InvalidRequest(
                 f"{field}: {text!r} is not a valid AWS Batch ARN; expected "

@@ -21,7 +21,8 @@ _SPECIAL = {
     "unmanagedvCpus": "unmanaged_vcpus",
 }
 _CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])([A-Z])")
-_wire_names: dict[str, dict[str, str]] = {}
+# per model (its shape resolver) and shape name: the Batch and Logs models share some names
+_wire_names: dict[tuple[int, str], dict[str, str]] = {}
 
 
 def snake(name: str) -> str:
@@ -33,19 +34,24 @@ def snake(name: str) -> str:
 
 
 def _members_by_snake(shape: Shape) -> dict[str, str]:
-    names = _wire_names.get(shape.name)
+    key = (id(shape._shape_resolver), shape.name)
+    names = _wire_names.get(key)
     if names is None:
         names = {snake(m): m for m in shape.members}
-        _wire_names[shape.name] = names
+        _wire_names[key] = names
     return names
 
 
 def to_domain(value: Any, shape: Shape) -> Any:
-    """A validated wire value -> the same value with snake_case structure members."""
+    """A validated wire value -> the same value with snake_case structure members.
+
+    A member sent as JSON ``null`` is left out, as if it had not been sent (the validator has
+    already refused nulls where a value is required).
+    """
     t = shape.type_name
     if t == "structure":
         members = shape.members
-        return {snake(k): to_domain(v, members[k]) for k, v in value.items()}
+        return {snake(k): to_domain(v, members[k]) for k, v in value.items() if v is not None}
     if t == "list":
         return [to_domain(v, shape.member) for v in value]
     if t == "map":

@@ -38,6 +38,7 @@ def load_handlers() -> dict[str, Handler]:
     from batchyard.api.handlers import (  # noqa: F401
         compute,
         definitions,
+        jobs,
         policies,
         tags,
     )

@@ -17,6 +17,8 @@ from batchyard.errors import InvalidRequest
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
 _MAX_REPORTED = 10
+# Enums AWS documents as case-insensitive ("The values aren't case sensitive").
+_CASE_INSENSITIVE = frozenset({"RetryAction"})
 
 
 def _kind(value: Any) -> str:
@@ -101,7 +103,13 @@ class _Validator:
         if not isinstance(value, str):
             self.fail(path, f"expected a string, got {_kind(value)} {_show(value)}")
             return
+        if "\x00" in value:
+            # PostgreSQL cannot store U+0000 in text or JSON, and no AWS value needs it.
+            self.fail(path, "contains a NUL character (\\u0000), which is not allowed")
+            return
         enum = shape.metadata.get("enum")
+        if shape.name in _CASE_INSENSITIVE:
+            value = value.upper()
         if enum and value not in enum:
             self.fail(path, f"invalid value {_show(value)}; valid values are: {', '.join(enum)}")
             return

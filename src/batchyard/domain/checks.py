@@ -7,13 +7,14 @@ import re
 
 from batchyard.errors import InvalidRequest
 
-_RESOURCE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-_JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+# fullmatch, never match: "$" would also accept a trailing newline
+_RESOURCE_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 MAX_TAGS = 50
 
 
 def resource_name(value: str, field: str) -> str:
-    if not _RESOURCE_NAME.match(value):
+    if not _RESOURCE_NAME.fullmatch(value):
         raise InvalidRequest(
             f"{field} {value!r} is not valid: use 1 to 128 letters, numbers, hyphens (-) and "
             "underscores (_)"
@@ -22,7 +23,7 @@ def resource_name(value: str, field: str) -> str:
 
 
 def job_name(value: str, field: str = "jobName") -> str:
-    if not _JOB_NAME.match(value):
+    if not _JOB_NAME.fullmatch(value):
         raise InvalidRequest(
             f"{field} {value!r} is not valid: use 1 to 128 letters, numbers, hyphens (-) and "
             "underscores (_), starting with a letter or number"

@@ -16,8 +16,8 @@ from batchyard.errors import InvalidRequest
 
 MAX_ATTEMPTS = 10
 MAX_RULES = 5
-_EXIT_CODE = re.compile(r"^[0-9]*\*?$")
-_REASON = re.compile(r"^[A-Za-z0-9.:\s]*\*?$")
+_EXIT_CODE = re.compile(r"[0-9]*\*?")  # fullmatch: "$" would accept a trailing newline
+_REASON = re.compile(r"[A-Za-z0-9.:\s]*\*?")
 
 
 def validate(strategy: dict[str, Any] | None, field: str = "retryStrategy") -> None:
@@ -50,7 +50,7 @@ def validate(strategy: dict[str, Any] | None, field: str = "retryStrategy") -> N
             value = rule.get(key)
             if value is None:
                 continue
-            if len(value) > 512 or not pattern.match(value):
+            if len(value) > 512 or not pattern.fullmatch(value):
                 raise InvalidRequest(
                     f"{where}.{wire} {value!r} is not a valid pattern: up to 512 {allowed}, "
                     "optionally ending with *"

@@ -1,8 +1,16 @@
-"""The provider interface: the only thing the scheduler knows about where jobs run."""
+"""The provider interface: the only thing the scheduler knows about where jobs run.
+
+A provider runs *attempts*. The scheduler hands it launch specs in batches; the provider
+reports back through :class:`Events` — an attempt started, an attempt ended (exit code,
+reason, usage), or an attempt is lost (it never started, or nobody can say how it ended).
+After a restart the scheduler tells the provider which attempts the store believes active,
+and the provider answers, through the same events, with what really became of them.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from batchyard.domain.resources import ComputeEnvironment
 
@@ -27,6 +35,56 @@ class Check:
     ok: bool
     reason: str
     capacity: Capacity
+    pool: str = ""  # environments in one pool share its capacity (e.g. one host)
+    pool_capacity: Capacity | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchSpec:
+    attempt_id: int
+    job_id: str
+    attempt: int  # 1-based
+    compute_environment: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: str
+    vcpus: float
+    memory_mib: int
+    gpus: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    attempt_id: int
+    at: int
+    ref: dict[str, Any] = field(default_factory=dict)  # where it runs, for reconciling
+
+
+@dataclass(frozen=True, slots=True)
+class Exited:
+    """An attempt ended. ``exit_code`` is None when no process ever ran or its status is
+    unknown; ``never_started`` means the job may simply run again (no attempt was used)."""
+
+    attempt_id: int
+    at: int
+    exit_code: int | None
+    reason: str | None = None
+    usage: dict[str, Any] | None = None
+    never_started: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveAttempt:
+    attempt_id: int
+    job_id: str
+    status: str  # STARTING or RUNNING, as the store has it
+    ref: dict[str, Any] | None
+
+
+class Events(Protocol):
+    def started(self, items: list[Started]) -> None: ...
+
+    def exited(self, items: list[Exited]) -> None: ...
 
 
 class Provider:
@@ -34,9 +92,27 @@ class Provider:
 
     name: str = ""
 
+    async def start(self, events: Events) -> None:
+        """Connect to whatever runs the jobs; from now on report through ``events``."""
+
     async def check(self, ce: ComputeEnvironment) -> Check:
         """Can ``ce`` work, and what can it give (bounded by its maxvCpus)?"""
         raise NotImplementedError
+
+    async def launch(self, specs: list[LaunchSpec]) -> None:
+        """Start these attempts; each is reported as started or exited later."""
+        raise NotImplementedError
+
+    async def terminate(self, attempt_ids: list[int], grace_seconds: float) -> None:
+        """Stop these attempts' process trees: SIGTERM, then SIGKILL after the grace."""
+        raise NotImplementedError
+
+    async def reconcile(self, active: list[ActiveAttempt]) -> None:
+        """After a restart: report what became of the attempts the store thinks active."""
+        raise NotImplementedError
+
+    def acknowledge(self, attempt_ids: list[int]) -> None:
+        """The store has recorded these exits durably; the provider may forget them."""
 
     async def close(self) -> None:
         """Release what the provider holds; running jobs are left running."""

@@ -20,13 +20,11 @@ Pass = Callable[[set[str]], Awaitable[bool]]
 
 
 class Scheduler:
-    def __init__(
-        self, passes: list[Pass], on_start: Callable[[], Awaitable[None]] | None = None
-    ) -> None:
-        """``passes`` run in order on each wake-up with the topics that woke it; a pass
-        returns True when it changed something the others should look at again."""
-        self._passes = passes
-        self._on_start = on_start
+    def __init__(self) -> None:
+        self._passes: list[Pass] = []
+        self._on_start: list[Callable[[], Awaitable[None]]] = []
+        self._on_stop: list[Callable[[], Awaitable[None]]] = []
+        self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -36,9 +34,35 @@ class Scheduler:
         self._stopping = False
         self.rounds = 0
 
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop | None:
-        return self._loop
+    def add_pass(
+        self,
+        run_pass: Pass,
+        on_start: Callable[[], Awaitable[None]] | None = None,
+        on_stop: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Passes run in order on each wake-up with the topics that woke it; a pass returns
+        True when it changed something the others should look at again. ``on_start`` runs
+        once on the scheduler's loop before the first pass, ``on_stop`` after the last."""
+        self._passes.append(run_pass)
+        if on_start is not None:
+            self._on_start.append(on_start)
+        if on_stop is not None:
+            self._on_stop.append(on_stop)
+
+    def wake_later(self, delay: float) -> None:
+        """Wake at the latest after ``delay`` seconds (on the scheduler's own loop only)."""
+        assert self._loop is not None and self._event is not None
+        when = self._loop.time() + delay
+        if self._timer is not None:
+            if self._timer.when() <= when:
+                return
+            self._timer.cancel()
+        self._timer = self._loop.call_at(when, self._timer_fired)
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        if self._event is not None:
+            self._event.set()
 
     def wake(self, topic: str) -> None:
         """Thread-safe: called by the service layer after committing a change."""
@@ -74,9 +98,11 @@ class Scheduler:
         self._loop = asyncio.get_running_loop()
         self._event = asyncio.Event()
         self._event.set()  # the first pass picks up whatever the store holds
-        self._started.set()
-        if self._on_start is not None:
-            await self._on_start()
+        try:
+            for hook in self._on_start:
+                await hook()
+        finally:
+            self._started.set()
         while not self._stopping:
             await self._event.wait()
             self._event.clear()
@@ -94,3 +120,8 @@ class Scheduler:
             self.rounds += 1
             if again:
                 self._event.set()
+        for hook in self._on_stop:
+            try:
+                await hook()
+            except Exception:
+                log.exception("scheduler stop hook failed")

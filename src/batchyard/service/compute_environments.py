@@ -57,6 +57,20 @@ def _check_vcpus(cr: dict[str, Any], field: str = "computeResources") -> None:
             raise InvalidRequest(f"{field}.desiredvCpus ({want}) is above maxvCpus ({hi})")
 
 
+# Structures inside computeResources that an update amends member by member (their update
+# shapes leave out members the full shapes require).
+_AMENDED = ("managed_instances_provider", "instance_launch_template")
+
+
+def _overlay(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` over ``old``; the structures named in ``_AMENDED`` are overlaid the same way."""
+    merged = {**old, **new}
+    for key in _AMENDED:
+        if isinstance(old.get(key), dict) and isinstance(new.get(key), dict):
+            merged[key] = _overlay(old[key], new[key])
+    return merged
+
+
 class ComputeEnvironments:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -158,7 +172,7 @@ class ComputeEnvironments:
         **settings: Any,
     ) -> ComputeEnvironment:
         with self.ctx.store.write() as conn:
-            ce = repo.compute_environment(conn, name)
+            ce = repo.compute_environment(conn, name, lock="update")
             if ce is None:
                 raise NotFound(f"compute environment {name!r} does not exist")
             if ce.status == DELETING:
@@ -181,9 +195,19 @@ class ComputeEnvironments:
                         f"computeResources can only be updated on a MANAGED compute environment; "
                         f"{name!r} is UNMANAGED"
                     )
-                merged = {**(spec.get("compute_resources") or {}), **compute_resources}
+                # updateToLatestImageVersion asks for an action; it is not a setting to keep
+                compute_resources.pop("update_to_latest_image_version", None)
+                merged = _overlay(spec.get("compute_resources") or {}, compute_resources)
                 _check_vcpus(merged)
                 spec["compute_resources"] = merged
+            eks = settings.pop("eks_configuration", None)
+            if eks is not None:
+                if not spec.get("eks_configuration"):
+                    raise InvalidRequest(
+                        f"eksConfiguration can only be updated on an EKS compute environment; "
+                        f"{name!r} was created without one"
+                    )
+                spec["eks_configuration"] = {**spec["eks_configuration"], **eks}
             for key, value in settings.items():
                 if value is not None:
                     spec[key] = value
@@ -198,7 +222,7 @@ class ComputeEnvironments:
 
     def delete(self, name: str) -> None:
         with self.ctx.store.write() as conn:
-            ce = repo.compute_environment(conn, name)
+            ce = repo.compute_environment(conn, name, lock="update")
             if ce is None:
                 raise NotFound(f"compute environment {name!r} does not exist")
             if ce.status == DELETING:

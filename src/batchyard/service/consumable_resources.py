@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from typing import Any
 
@@ -19,6 +20,7 @@ from batchyard.store import resources as repo
 RESOURCE_TYPES = ("REPLENISHABLE", "NON_REPLENISHABLE")
 OPERATIONS = ("SET", "ADD", "REMOVE")
 CLIENT_TOKEN_TTL_MS = 8 * 3600 * 1000  # AWS keeps an UpdateConsumableResource token 8 hours
+MAX_QUANTITY = 2**63 - 1  # quantities are AWS longs (and BIGINT columns)
 
 
 class ConsumableResources:
@@ -89,6 +91,10 @@ class ConsumableResources:
         request_hash = hashlib.sha256(orjson.dumps([name, op, quantity])).hexdigest()
         now = now_ms()
         with self.ctx.store.write() as conn:
+            # the row lock serializes concurrent updates (and repeats of one token) on PostgreSQL
+            cr = repo.consumable_resource(conn, name, lock="update")
+            if cr is None:
+                raise NotFound(f"consumable resource {name!r} does not exist")
             if client_token is not None:
                 seen = repo.idempotent_result(
                     conn, "UpdateConsumableResource", client_token, now - CLIENT_TOKEN_TTL_MS
@@ -99,13 +105,8 @@ class ConsumableResources:
                             f"clientToken {client_token!r} was already used for a different "
                             "update in the last 8 hours; use a new token"
                         )
-                    cr = repo.consumable_resource(conn, name)
-                    if cr is None:
-                        raise NotFound(f"consumable resource {name!r} does not exist")
-                    return cr
-            cr = repo.consumable_resource(conn, name)
-            if cr is None:
-                raise NotFound(f"consumable resource {name!r} does not exist")
+                    # a repeated request gets the answer the first one got, changing nothing
+                    return dataclasses.replace(cr, total_quantity=seen[1]["total_quantity"])
             total = {
                 "SET": quantity,
                 "ADD": cr.total_quantity + quantity,
@@ -116,10 +117,18 @@ class ConsumableResources:
                     f"REMOVE {quantity} would make the total of {name!r} negative "
                     f"(it is {cr.total_quantity})"
                 )
+            if total > MAX_QUANTITY:
+                raise InvalidRequest(
+                    f"ADD {quantity} would take the total of {name!r} past {MAX_QUANTITY}, the "
+                    f"largest quantity (it is {cr.total_quantity})"
+                )
             repo.update_consumable_resource(conn, cr.id, total_quantity=total)
             if client_token is not None:
+                # an object, not a bare number: SQLite's numeric affinity for the JSON column
+                # would turn the text "15" into the integer 15, which is no JSON document
+                result = {"total_quantity": total}
                 repo.remember_result(
-                    conn, "UpdateConsumableResource", client_token, request_hash, total, now
+                    conn, "UpdateConsumableResource", client_token, request_hash, result, now
                 )
             cr = repo.consumable_resource(conn, name)
         self.ctx.wake(RESOURCES)
@@ -128,7 +137,7 @@ class ConsumableResources:
 
     def delete(self, name: str) -> None:
         with self.ctx.store.write() as conn:
-            cr = repo.consumable_resource(conn, name)
+            cr = repo.consumable_resource(conn, name, lock="update")
             if cr is None:
                 raise NotFound(f"consumable resource {name!r} does not exist")
             if cr.in_use_quantity > 0:

@@ -22,3 +22,5 @@ class Context:
     tokens: Tokens
     wake: Callable[[str], None]
     providers: frozenset[str] = frozenset({"local"})
+    # jobs the service ended (cancel): the scheduler resolves their dependents
+    finished: Callable[[list[int]], None] = lambda seqs: None

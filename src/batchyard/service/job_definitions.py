@@ -16,7 +16,7 @@ from batchyard.service.pagination import cut_page, page_size
 from batchyard.store import resources as repo
 
 MAX_SCHEDULING_PRIORITY = 9999
-_RANGE = re.compile(r"^(\d*):(\d*)$|^(\d+)$")
+_RANGE = re.compile(r"([0-9]*):([0-9]*)|([0-9]+)")
 _CONTAINER_KINDS = ("container_properties", "ecs_properties", "eks_properties")
 
 
@@ -25,7 +25,7 @@ def parse_ref(ref: str, field: str) -> tuple[str, int | None]:
     name, sep, rev = ref.rpartition(":")
     if not sep:
         return checks.resource_name(ref, field), None
-    if not rev.isdigit() or int(rev) < 1:
+    if not (rev.isascii() and rev.isdigit()) or int(rev) < 1:
         raise InvalidRequest(f"{field} {ref!r}: the revision after ':' must be a positive number")
     return checks.resource_name(name, field), int(rev)
 
@@ -43,7 +43,7 @@ def node_ranges(node_properties: dict[str, Any], field: str = "nodeProperties") 
         raise InvalidRequest(f"{field}.nodeRangeProperties must list at least one node range")
     for i, r in enumerate(ranges):
         where = f"{field}.nodeRangeProperties[{i}].targetNodes"
-        m = _RANGE.match(r["target_nodes"])
+        m = _RANGE.fullmatch(r["target_nodes"])
         if m is None:
             raise InvalidRequest(
                 f"{where} {r['target_nodes']!r} is not a node range; use 'N', 'start:end', "

@@ -115,7 +115,7 @@ class JobQueues:
                 raise InvalidRequest(f"computeEnvironmentOrder lists {name!r} twice")
             seen_orders.add(position)
             seen_names.add(name)
-            ce = repo.compute_environment(conn, name)
+            ce = repo.compute_environment(conn, name, lock="share")  # no delete meanwhile
             if ce is None:
                 raise NotFound(
                     f"computeEnvironmentOrder: compute environment {name!r} does not exist"
@@ -140,7 +140,7 @@ class JobQueues:
     def _policy_id(self, conn: Connection, name: str | None) -> int | None:
         if name is None:
             return None
-        policy = repo.scheduling_policy(conn, name)
+        policy = repo.scheduling_policy(conn, name, lock="share")  # no delete meanwhile
         if policy is None:
             raise NotFound(f"scheduling policy {name!r} does not exist")
         return policy.id
@@ -186,7 +186,7 @@ class JobQueues:
         if service_environment_order:
             raise NotSupported("serviceEnvironmentOrder is not supported by batchyard")
         with self.ctx.store.write() as conn:
-            queue = repo.job_queue(conn, name)
+            queue = repo.job_queue(conn, name, lock="update")
             if queue is None:
                 raise NotFound(f"job queue {name!r} does not exist")
             if queue.status == DELETING:
@@ -226,7 +226,7 @@ class JobQueues:
 
     def delete(self, name: str) -> None:
         with self.ctx.store.write() as conn:
-            queue = repo.job_queue(conn, name)
+            queue = repo.job_queue(conn, name, lock="update")
             if queue is None:
                 raise NotFound(f"job queue {name!r} does not exist")
             if queue.status == DELETING:

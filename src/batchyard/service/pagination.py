@@ -61,8 +61,9 @@ class Tokens:
             )
         if scope != self._scope(operation, filters):
             raise InvalidRequest(
-                f"nextToken was issued for a {operation} request with different parameters; "
-                "send the same parameters as the request that returned it"
+                f"nextToken was not issued for this {operation} request: it belongs to another "
+                "operation or to different filters; send the same operation and parameters as "
+                "the request that returned it"
             )
         return cursor
 

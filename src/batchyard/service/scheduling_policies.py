@@ -109,7 +109,7 @@ class SchedulingPolicies:
     ) -> None:
         validate_fairshare(fairshare_policy)
         with self.ctx.store.write() as conn:
-            policy = repo.scheduling_policy(conn, name)
+            policy = repo.scheduling_policy(conn, name, lock="update")
             if policy is None:
                 raise NotFound(f"scheduling policy {name!r} does not exist")
             spec = dict(policy.spec)
@@ -132,7 +132,7 @@ class SchedulingPolicies:
 
     def delete(self, name: str) -> None:
         with self.ctx.store.write() as conn:
-            policy = repo.scheduling_policy(conn, name)
+            policy = repo.scheduling_policy(conn, name, lock="update")
             if policy is None:
                 raise NotFound(f"scheduling policy {name!r} does not exist")
             queues = repo.queues_using_policy(conn, policy.id)

@@ -7,6 +7,7 @@ from batchyard.service.consumable_resources import ConsumableResources
 from batchyard.service.context import Context
 from batchyard.service.job_definitions import JobDefinitions
 from batchyard.service.job_queues import JobQueues
+from batchyard.service.jobs import Jobs
 from batchyard.service.scheduling_policies import SchedulingPolicies
 from batchyard.service.tags import Tags
 
@@ -20,3 +21,4 @@ class Services:
         self.scheduling_policies = SchedulingPolicies(ctx)
         self.consumable_resources = ConsumableResources(ctx)
         self.tags = Tags(ctx)
+        self.jobs = Jobs(ctx)

@@ -48,11 +48,16 @@ class Tags:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def _current(self, conn: Connection, kind: str, resource: str) -> dict[str, str]:
+    def _current(
+        self, conn: Connection, kind: str, resource: str, lock: bool = False
+    ) -> dict[str, str]:
+        """The resource's tags; ``lock`` holds its row until the transaction ends, so that
+        concurrent TagResource/UntagResource calls on PostgreSQL do not lose each other's keys."""
         table = _TABLES.get(kind)
         where = _where(kind, resource)
         assert table is not None
-        row = conn.execute(select(table.c.tags).where(*where)).first()
+        query = select(table.c.tags).where(*where)
+        row = conn.execute(query.with_for_update() if lock else query).first()
         if row is None:
             raise NotFound(f"{kind} {resource!r} does not exist")
         return dict(row.tags or {})
@@ -64,7 +69,7 @@ class Tags:
     def tag(self, kind: str, resource: str, tags: dict[str, str]) -> None:
         checks.tags(tags)
         with self.ctx.store.write() as conn:
-            current = self._current(conn, kind, resource)
+            current = self._current(conn, kind, resource, lock=True)
             new_provider = tags.get(PROVIDER_TAG)
             if (
                 kind == "compute-environment"
@@ -81,7 +86,7 @@ class Tags:
 
     def untag(self, kind: str, resource: str, keys: list[str]) -> None:
         with self.ctx.store.write() as conn:
-            current = self._current(conn, kind, resource)
+            current = self._current(conn, kind, resource, lock=True)
             if kind == "compute-environment" and PROVIDER_TAG in keys and PROVIDER_TAG in current:
                 raise InvalidRequest(
                     f"tag {PROVIDER_TAG} chooses the compute environment's provider and cannot "

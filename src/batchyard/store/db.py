@@ -89,13 +89,29 @@ class Store:
             yield conn
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A write transaction; committed (and on disk) when the block exits normally."""
+    def write(self, durable: bool = True) -> Iterator[Connection]:
+        """A write transaction, committed when the block exits normally.
+
+        ``durable`` (the default, e.g. SubmitJob) means on disk when the commit returns.
+        The scheduler's own bookkeeping passes ``durable=False``: its commits survive a
+        crash of batchyard at once and reach the disk with the next durable commit or
+        checkpoint (SQLite ``synchronous=NORMAL``; PostgreSQL ``synchronous_commit=off``),
+        which is what lets it commit often without an fsync each time.
+        """
         lock = self._write_lock if self.dialect == "sqlite" else contextlib.nullcontext()
         with lock, self.engine.connect() as conn:
             conn = conn.execution_options(batchyard_write=True)
-            with conn.begin():
-                yield conn
+            raw = conn.connection.driver_connection  # outside SQLAlchemy's autobegin
+            if self.dialect == "sqlite" and not durable:
+                raw.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with conn.begin():
+                    if self.dialect == "postgresql" and not durable:
+                        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                    yield conn
+            finally:
+                if self.dialect == "sqlite" and not durable:
+                    raw.execute("PRAGMA synchronous=FULL")
 
     def check(self) -> None:
         """Fail early, with the reason, when the database cannot be reached."""

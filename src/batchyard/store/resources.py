@@ -6,12 +6,15 @@ Every function takes the caller's connection, so a service decides the transacti
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import Connection, Row, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, Select, and_, delete, func, insert, or_, select, update
 
 from batchyard.domain.resources import (
     DELETED,
+    DELETING,
+    INVALID,
+    VALID,
     ComputeEnvironment,
     ConsumableResource,
     JobDefinition,
@@ -20,6 +23,16 @@ from batchyard.domain.resources import (
     SchedulingPolicy,
 )
 from batchyard.store import tables as t
+
+# Row locks for read-modify-write transactions: "update" for the row about to change, "share"
+# for a row that must not change or go away meanwhile. They matter on PostgreSQL; SQLite
+# serializes writers anyway and SQLAlchemy leaves the clause out there.
+Lock = Literal["update", "share"] | None
+
+
+def _locked(query: Select, lock: Lock) -> Select:
+    return query if lock is None else query.with_for_update(read=lock == "share")
+
 
 # ---- compute environments -------------------------------------------------------------------
 
@@ -47,8 +60,10 @@ def insert_compute_environment(conn: Connection, **values: Any) -> int:
     return conn.execute(insert(_ce).values(**values)).inserted_primary_key[0]
 
 
-def compute_environment(conn: Connection, name: str) -> ComputeEnvironment | None:
-    row = conn.execute(select(_ce).where(_ce.c.name == name)).first()
+def compute_environment(
+    conn: Connection, name: str, lock: Lock = None
+) -> ComputeEnvironment | None:
+    row = conn.execute(_locked(select(_ce).where(_ce.c.name == name), lock)).first()
     return _to_ce(row) if row else None
 
 
@@ -80,6 +95,21 @@ def update_compute_environment(conn: Connection, ce_id: int, **values: Any) -> N
     conn.execute(update(_ce).where(_ce.c.id == ce_id).values(**values))
 
 
+def settle(
+    conn: Connection, table: str, row_id: int, seen_at: int, status: str, reason: str, now: int
+) -> bool:
+    """Record the outcome of a status check (VALID, INVALID, DELETED) on a compute environment
+    or queue, unless the row changed since the check read it (an update or delete committed
+    meanwhile): compare-and-set on ``updated_at``. Returns whether it applied."""
+    t_ = _ce if table == "compute_environments" else _jq
+    result = conn.execute(
+        update(t_)
+        .where(t_.c.id == row_id, t_.c.updated_at == seen_at)
+        .values(status=status, status_reason=reason, updated_at=max(now, seen_at + 1))
+    )
+    return result.rowcount == 1
+
+
 def delete_compute_environment(conn: Connection, ce_id: int) -> None:
     conn.execute(delete(_ce).where(_ce.c.id == ce_id))
 
@@ -109,9 +139,10 @@ def _queue_order(conn: Connection, queue_ids: list[int]) -> dict[int, list[Queue
 def _to_queues(conn: Connection, rows: Sequence[Row]) -> list[JobQueue]:
     order = _queue_order(conn, [r.id for r in rows])
     policy_ids = {r.scheduling_policy_id for r in rows if r.scheduling_policy_id is not None}
-    policies = {}
+    policies: dict[int, str] = {}
     if policy_ids:
-        policies = dict(conn.execute(select(_sp.c.id, _sp.c.name).where(_sp.c.id.in_(policy_ids))))
+        found = conn.execute(select(_sp.c.id, _sp.c.name).where(_sp.c.id.in_(policy_ids)))
+        policies = {p.id: p.name for p in found}
     return [
         JobQueue(
             id=r.id,
@@ -148,8 +179,9 @@ def set_queue_environments(conn: Connection, queue_id: int, entries: list[tuple[
         )
 
 
-def job_queue(conn: Connection, name: str) -> JobQueue | None:
-    rows = conn.execute(select(_jq).where(_jq.c.name == name, _jq.c.status != DELETED)).all()
+def job_queue(conn: Connection, name: str, lock: Lock = None) -> JobQueue | None:
+    query = select(_jq).where(_jq.c.name == name, _jq.c.status != DELETED)
+    rows = conn.execute(_locked(query, lock)).all()
     return _to_queues(conn, rows)[0] if rows else None
 
 
@@ -197,7 +229,12 @@ def queues_using_policy(conn: Connection, policy_id: int) -> list[str]:
 
 
 def update_job_queue(conn: Connection, queue_id: int, **values: Any) -> None:
-    conn.execute(update(_jq).where(_jq.c.id == queue_id).values(**values))
+    """Change a queue. Settling it (VALID, INVALID) is compare-and-set, as for compute
+    environments: a deleted queue never comes back."""
+    q = update(_jq).where(_jq.c.id == queue_id)
+    if values.get("status") in (VALID, INVALID):
+        q = q.where(_jq.c.status.not_in([DELETING, DELETED]))
+    conn.execute(q.values(**values))
 
 
 # ---- job definitions ------------------------------------------------------------------------
@@ -297,8 +334,8 @@ def insert_scheduling_policy(conn: Connection, **values: Any) -> int:
     return conn.execute(insert(_sp).values(**values)).inserted_primary_key[0]
 
 
-def scheduling_policy(conn: Connection, name: str) -> SchedulingPolicy | None:
-    row = conn.execute(select(_sp).where(_sp.c.name == name)).first()
+def scheduling_policy(conn: Connection, name: str, lock: Lock = None) -> SchedulingPolicy | None:
+    row = conn.execute(_locked(select(_sp).where(_sp.c.name == name), lock)).first()
     return _to_sp(row) if row else None
 
 
@@ -347,8 +384,10 @@ def insert_consumable_resource(conn: Connection, **values: Any) -> int:
     return conn.execute(insert(_cr).values(**values)).inserted_primary_key[0]
 
 
-def consumable_resource(conn: Connection, name: str) -> ConsumableResource | None:
-    row = conn.execute(select(_cr).where(_cr.c.name == name)).first()
+def consumable_resource(
+    conn: Connection, name: str, lock: Lock = None
+) -> ConsumableResource | None:
+    row = conn.execute(_locked(select(_cr).where(_cr.c.name == name), lock)).first()
     return _to_cr(row) if row else None
 
 

@@ -35,6 +35,7 @@ metadata = MetaData(
 
 Doc = JSON().with_variant(JSONB(), "postgresql")
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants a BIGINT identity.
+# Tables with deletes use SQLite's AUTOINCREMENT so an id is never reused.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
 settings = Table(
@@ -59,6 +60,7 @@ compute_environments = Table(
     Column("tags", Doc, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    sqlite_autoincrement=True,
 )
 
 scheduling_policies = Table(
@@ -70,6 +72,7 @@ scheduling_policies = Table(
     Column("tags", Doc, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    sqlite_autoincrement=True,
 )
 
 # Deleted queues stay as tombstones (status DELETED) so that finished jobs keep naming theirs.
@@ -94,6 +97,7 @@ job_queues = Table(
         sqlite_where=text("status != 'DELETED'"),
         postgresql_where=text("status != 'DELETED'"),
     ),
+    sqlite_autoincrement=True,
 )
 
 job_queue_compute_environments = Table(
@@ -118,6 +122,7 @@ job_definitions = Table(
     Column("created_at", BigInteger, nullable=False),
     UniqueConstraint("name", "revision"),
     Index("ix_job_definitions_status_name", "status", "name"),
+    sqlite_autoincrement=True,
 )
 
 consumable_resources = Table(
@@ -130,6 +135,7 @@ consumable_resources = Table(
     Column("in_use_quantity", BigInteger, nullable=False, server_default="0"),
     Column("tags", Doc, nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    sqlite_autoincrement=True,
 )
 
 # Idempotency tokens (UpdateConsumableResource clientToken, SubmitJob client tokens):
@@ -144,7 +150,8 @@ idempotency_tokens = Table(
     Column("created_at", BigInteger, nullable=False),
 )
 
-# One row per job, per array child that has been dispatched or acted on, and per MNP node.
+# One row per job, per array child and per MNP node. An array's children are created in bulk
+# (one statement) when the scheduler takes the parent in, never one transaction each.
 jobs = Table(
     "jobs",
     metadata,
@@ -164,7 +171,12 @@ jobs = Table(
     Column("array_size", Integer),
     Column("array_index", Integer),
     Column("node_index", Integer),
-    Column("scheduling_priority", Integer, nullable=False, server_default="0"),
+    # dispatch order inside a queue: rank (minus the scheduling priority where a scheduling
+    # policy applies, else 0), then submission (the root job's seq), then index
+    Column("rank", Integer, nullable=False, server_default="0"),
+    Column("root_seq", BigInteger, nullable=False),
+    Column("pos", Integer, nullable=False, server_default="0"),
+    Column("scheduling_priority", Integer),
     Column("share_identifier", String(255)),
     # resolved requests, kept as columns so the scheduler never parses documents
     Column("vcpus", Float, nullable=False),
@@ -173,15 +185,17 @@ jobs = Table(
     Column("attempt_count", Integer, nullable=False, server_default="0"),
     Column("is_cancelled", Boolean, nullable=False, server_default=text("false")),
     Column("is_terminated", Boolean, nullable=False, server_default=text("false")),
-    # Parent of an array: per-status counts of its children, kept with each child transition.
+    # array parent: the number of children in each status, kept with every child transition
     Column("array_counts", Doc),
     Column("tags", Doc, nullable=False),
-    # Everything else the job was submitted with (parameters, overrides, dependsOn...).
+    # everything else the job was submitted with (parameters, resolved container, dependsOn...)
     Column("spec", Doc, nullable=False),
+    Index("ix_jobs_dispatch", "queue_id", "status", "rank", "root_seq", "pos"),
     Index("ix_jobs_queue_status_seq", "queue_id", "status", "seq"),
     Index("ix_jobs_parent_index", "parent_seq", "array_index"),
     Index("ix_jobs_status", "status"),
     Index("ix_jobs_stopped_at", "stopped_at"),
+    sqlite_autoincrement=True,
 )
 
 job_dependencies = Table(
@@ -203,6 +217,7 @@ job_transitions = Table(
     Column("to_status", String(16), nullable=False),
     Column("reason", Text),
     Index("ix_job_transitions_job", "job_seq", "id"),
+    sqlite_autoincrement=True,
 )
 
 attempts = Table(
@@ -227,4 +242,5 @@ attempts = Table(
     UniqueConstraint("job_seq", "number"),
     Index("ix_attempts_log_stream", "log_stream"),
     Index("ix_attempts_status", "status"),
+    sqlite_autoincrement=True,
 )

@@ -2,11 +2,11 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 14:59:52.484974
+Create Date: 2026-11-25 15:40:19.517654
 """
 
-import sqlalchemy as sa
 from alembic import op
+import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 revision = '0001'
@@ -33,7 +33,8 @@ def upgrade() -> None:
     sa.Column('provider_ref', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('usage', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_attempts')),
-    sa.UniqueConstraint('job_seq', 'number', name=op.f('uq_attempts_job_seq_number'))
+    sa.UniqueConstraint('job_seq', 'number', name=op.f('uq_attempts_job_seq_number')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('attempts', schema=None) as batch_op:
         batch_op.create_index('ix_attempts_log_stream', ['log_stream'], unique=False)
@@ -53,7 +54,8 @@ def upgrade() -> None:
     sa.Column('created_at', sa.BigInteger(), nullable=False),
     sa.Column('updated_at', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_compute_environments')),
-    sa.UniqueConstraint('name', name=op.f('uq_compute_environments_name'))
+    sa.UniqueConstraint('name', name=op.f('uq_compute_environments_name')),
+    sqlite_autoincrement=True
     )
     op.create_table('consumable_resources',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -64,7 +66,8 @@ def upgrade() -> None:
     sa.Column('tags', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('created_at', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_consumable_resources')),
-    sa.UniqueConstraint('name', name=op.f('uq_consumable_resources_name'))
+    sa.UniqueConstraint('name', name=op.f('uq_consumable_resources_name')),
+    sqlite_autoincrement=True
     )
     op.create_table('idempotency_tokens',
     sa.Column('scope', sa.String(length=300), nullable=False),
@@ -84,7 +87,8 @@ def upgrade() -> None:
     sa.Column('tags', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('created_at', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_job_definitions')),
-    sa.UniqueConstraint('name', 'revision', name=op.f('uq_job_definitions_name_revision'))
+    sa.UniqueConstraint('name', 'revision', name=op.f('uq_job_definitions_name_revision')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('job_definitions', schema=None) as batch_op:
         batch_op.create_index('ix_job_definitions_status_name', ['status', 'name'], unique=False)
@@ -119,7 +123,8 @@ def upgrade() -> None:
     sa.Column('tags', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('created_at', sa.BigInteger(), nullable=False),
     sa.Column('updated_at', sa.BigInteger(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_job_queues'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_job_queues')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('job_queues', schema=None) as batch_op:
         batch_op.create_index('uq_job_queues_live_name', ['name'], unique=True, sqlite_where=sa.text("status != 'DELETED'"), postgresql_where=sa.text("status != 'DELETED'"))
@@ -131,7 +136,8 @@ def upgrade() -> None:
     sa.Column('from_status', sa.String(length=16), nullable=True),
     sa.Column('to_status', sa.String(length=16), nullable=False),
     sa.Column('reason', sa.Text(), nullable=True),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_job_transitions'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_job_transitions')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('job_transitions', schema=None) as batch_op:
         batch_op.create_index('ix_job_transitions_job', ['job_seq', 'id'], unique=False)
@@ -152,7 +158,10 @@ def upgrade() -> None:
     sa.Column('array_size', sa.Integer(), nullable=True),
     sa.Column('array_index', sa.Integer(), nullable=True),
     sa.Column('node_index', sa.Integer(), nullable=True),
-    sa.Column('scheduling_priority', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('rank', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('root_seq', sa.BigInteger(), nullable=False),
+    sa.Column('pos', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('scheduling_priority', sa.Integer(), nullable=True),
     sa.Column('share_identifier', sa.String(length=255), nullable=True),
     sa.Column('vcpus', sa.Float(), nullable=False),
     sa.Column('memory_mib', sa.BigInteger(), nullable=False),
@@ -161,11 +170,14 @@ def upgrade() -> None:
     sa.Column('is_cancelled', sa.Boolean(), server_default=sa.text('(false)'), nullable=False),
     sa.Column('is_terminated', sa.Boolean(), server_default=sa.text('(false)'), nullable=False),
     sa.Column('array_counts', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('tags', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('spec', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.PrimaryKeyConstraint('seq', name=op.f('pk_jobs')),
-    sa.UniqueConstraint('id', name=op.f('uq_jobs_id'))
+    sa.UniqueConstraint('id', name=op.f('uq_jobs_id')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.create_index('ix_jobs_dispatch', ['queue_id', 'status', 'rank', 'root_seq', 'pos'], unique=False)
         batch_op.create_index('ix_jobs_parent_index', ['parent_seq', 'array_index'], unique=False)
         batch_op.create_index('ix_jobs_queue_status_seq', ['queue_id', 'status', 'seq'], unique=False)
         batch_op.create_index('ix_jobs_status', ['status'], unique=False)
@@ -179,7 +191,8 @@ def upgrade() -> None:
     sa.Column('created_at', sa.BigInteger(), nullable=False),
     sa.Column('updated_at', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_scheduling_policies')),
-    sa.UniqueConstraint('name', name=op.f('uq_scheduling_policies_name'))
+    sa.UniqueConstraint('name', name=op.f('uq_scheduling_policies_name')),
+    sqlite_autoincrement=True
     )
     op.create_table('settings',
     sa.Column('key', sa.String(length=64), nullable=False),
@@ -198,6 +211,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_jobs_status')
         batch_op.drop_index('ix_jobs_queue_status_seq')
         batch_op.drop_index('ix_jobs_parent_index')
+        batch_op.drop_index('ix_jobs_dispatch')
 
     op.drop_table('jobs')
     with op.batch_alter_table('job_transitions', schema=None) as batch_op:

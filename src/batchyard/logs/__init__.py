@@ -1,0 +1,1 @@
+"""Job output: one stream per attempt, written by providers, read through one API."""

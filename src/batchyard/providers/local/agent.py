@@ -1,0 +1,501 @@
+"""The local agent: the parent of every job on this host, and the keeper of their exit codes.
+
+Why a separate process: a job must outlive a crash of the server, and its exit status must
+still be known afterwards. Only a process's parent can read that status, so the parent must
+not be the server. One agent per data dir, started by the server when none answers, runs
+every job as its child (``posix_spawn`` in its own session and working directory; no
+interpreter start-up per job), streams each job's output into the attempt's log with a
+timestamp per line, and keeps each exit record until the server acknowledges that it is
+stored. A restarted server reconnects and is told what ran and what ended meanwhile.
+
+The agent is single-threaded (a selector loop), which is also what lets it ``chdir`` into a
+job's directory and move itself into a job's cgroup around the spawn without races.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import heapq
+import logging
+import os
+import selectors
+import shutil
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from batchyard.providers.local import wire
+from batchyard.providers.local.cgroups import Cgroups, detect
+
+log = logging.getLogger("batchyard.agent")
+
+READ_CHUNK = 1 << 16
+MAX_LINE = 256 * 1024  # a CloudWatch event's limit; longer lines are split
+EXIT_GRACE = 2.0  # after the job's main process exits, wait this long for its output's end
+SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class Job:
+    id: int
+    job_id: str
+    pid: int
+    pipe: int
+    log_fd: int
+    workdir: str
+    started_at: int
+    log_limit: int
+    cgroup: Any = None
+    buf: bytearray = field(default_factory=bytearray)
+    logged: int = 0
+    truncated: bool = False
+    log_error: str | None = None
+    status: int | None = None
+    rusage: Any = None
+    eof: bool = False
+    killed_by_request: bool = False
+
+
+class Agent:
+    def __init__(self, home: Path, idle_seconds: float, enforce_limits: bool) -> None:
+        self.home = home
+        self.idle_seconds = idle_seconds
+        self.sel = selectors.DefaultSelector()
+        self.running: dict[int, Job] = {}
+        self.by_pid: dict[int, Job] = {}
+        self.exited: dict[int, dict[str, Any]] = {}
+        self.timers: list[tuple[float, int, str]] = []
+        self.client: socket.socket | None = None
+        self.inbuf = bytearray()
+        self.outbuf = bytearray()
+        self.stopping = False
+        self.idle_since = time.monotonic()
+        self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        self.cgroups: Cgroups | None = detect() if enforce_limits else None
+        (home / "work").mkdir(parents=True, exist_ok=True)
+
+        sock_path = home / wire.SOCKET
+        with contextlib.suppress(FileNotFoundError):
+            sock_path.unlink()
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(sock_path))
+        os.chmod(sock_path, 0o600)
+        self.listener.listen(8)
+        self.listener.setblocking(False)
+        self.sel.register(self.listener, selectors.EVENT_READ, ("listener", None))
+
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wakeup_r = r
+        signal.set_wakeup_fd(w)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: None)
+        self.sel.register(r, selectors.EVENT_READ, ("signal", None))
+
+    # ---- the loop -----------------------------------------------------------------------
+
+    def run(self) -> None:
+        (self.home / wire.PID_FILE).write_text(f"{os.getpid()}\n")
+        log.info("agent %d serving %s (limits: %s)", os.getpid(), self.home, self.cgroups)
+        try:
+            while True:
+                timeout = 1.0
+                if self.timers:
+                    timeout = max(0.0, min(timeout, self.timers[0][0] - time.monotonic()))
+                for key, _ in self.sel.select(timeout):
+                    kind, job = key.data
+                    if kind == "listener":
+                        self._accept()
+                    elif kind == "client":
+                        self._read_client()
+                    elif kind == "signal":
+                        self._signals()
+                    elif kind == "pipe":
+                        self._read_output(job)
+                self._fire_timers()
+                self._flush()
+                if self._should_exit():
+                    break
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                (self.home / wire.SOCKET).unlink()
+            with contextlib.suppress(FileNotFoundError):
+                (self.home / wire.PID_FILE).unlink()
+            log.info("agent %d exits", os.getpid())
+
+    def _should_exit(self) -> bool:
+        if self.stopping:
+            return not self.running
+        if self.client is not None or self.running or self.exited:
+            self.idle_since = time.monotonic()
+            return False
+        return time.monotonic() - self.idle_since > self.idle_seconds
+
+    def _fire_timers(self) -> None:
+        now = time.monotonic()
+        while self.timers and self.timers[0][0] <= now:
+            _, attempt_id, action = heapq.heappop(self.timers)
+            job = self.running.get(attempt_id)
+            if job is None:
+                continue
+            if action == "kill" and job.status is None:
+                self._signal_group(job, signal.SIGKILL)
+            elif action == "finish":
+                self._finish(job)
+
+    # ---- the server connection ------------------------------------------------------------
+
+    def _accept(self) -> None:
+        conn, _ = self.listener.accept()
+        conn.setblocking(False)
+        if self.client is not None:  # a newer server replaces an older connection
+            self._drop_client()
+        self.client = conn
+        self.inbuf.clear()
+        self.outbuf.clear()
+        self.sel.register(conn, selectors.EVENT_READ, ("client", None))
+
+    def _drop_client(self) -> None:
+        if self.client is not None:
+            self.sel.unregister(self.client)
+            self.client.close()
+            self.client = None
+            self.outbuf.clear()
+
+    def _read_client(self) -> None:
+        assert self.client is not None
+        try:
+            data = self.client.recv(1 << 20)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop_client()
+            return
+        self.inbuf += data
+        while True:
+            nl = self.inbuf.find(b"\n")
+            if nl < 0:
+                break
+            line = bytes(self.inbuf[:nl])
+            del self.inbuf[: nl + 1]
+            try:
+                self._handle(wire.decode(line))
+            except Exception:  # a bad message must not take the jobs down with the agent
+                log.exception("agent: cannot handle message %.200r", line)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        if self.client is not None:
+            self.outbuf += wire.encode(message)
+
+    def _flush(self) -> None:
+        while self.client is not None and self.outbuf:
+            try:
+                sent = self.client.send(self.outbuf)
+            except (BlockingIOError, InterruptedError):
+                # the server is slow to read: wait for the socket to drain
+                self.sel.modify(
+                    self.client, selectors.EVENT_READ | selectors.EVENT_WRITE, ("client", None)
+                )
+                return
+            except OSError:
+                self._drop_client()
+                return
+            del self.outbuf[:sent]
+        if self.client is not None:
+            self.sel.modify(self.client, selectors.EVENT_READ, ("client", None))
+
+    def _handle(self, msg: dict[str, Any]) -> None:
+        op = msg.get("op")
+        if op == "hello":
+            self._send(
+                {
+                    "op": "state",
+                    "version": wire.VERSION,
+                    "pid": os.getpid(),
+                    "running": [
+                        {"id": j.id, "pid": j.pid, "at": j.started_at}
+                        for j in self.running.values()
+                        if j.status is None
+                    ],
+                    "exited": list(self.exited.values()),
+                }
+            )
+        elif op == "launch":
+            started = []
+            for item in msg["items"]:
+                job = self._launch(item)
+                if job is not None:
+                    started.append({"id": job.id, "pid": job.pid, "at": job.started_at})
+            if started:
+                self._send({"op": "started", "items": started})
+        elif op == "kill":
+            for item in msg["items"]:
+                job = self.running.get(item["id"])
+                if job is None or job.status is not None:
+                    continue
+                job.killed_by_request = True
+                self._signal_group(job, signal.SIGTERM)
+                grace = float(item.get("grace", 10))
+                heapq.heappush(self.timers, (time.monotonic() + grace, job.id, "kill"))
+        elif op == "ack":
+            for attempt_id in msg["ids"]:
+                self.exited.pop(attempt_id, None)
+        elif op == "stop":
+            self._stop_all()
+
+    # ---- jobs ---------------------------------------------------------------------------
+
+    def _launch(self, item: dict[str, Any]) -> Job | None:
+        attempt_id = item["id"]
+        if attempt_id in self.running or attempt_id in self.exited:
+            return None  # a repeated launch (server retried): the first one stands
+        argv: list[str] = item["argv"]
+        env: dict[str, str] = item["env"]
+        exe = argv[0] if "/" in argv[0] else shutil.which(argv[0], path=env.get("PATH", ""))
+        if exe is None:
+            self._fail(
+                attempt_id,
+                f"CannotStartContainerError: command {argv[0]!r} was not "
+                f"found on PATH ({env.get('PATH', '')})",
+            )
+            return None
+        user = item.get("user")
+        if user is not None:
+            # setpriv (util-linux) switches to the user and execs the job: no Python in between
+            argv = [
+                SETPRIV,
+                f"--reuid={user['uid']}",
+                f"--regid={user['gid']}",
+                "--init-groups",
+                "--",
+                exe,
+                *argv[1:],
+            ]
+            exe = SETPRIV
+            env = {**env, "USER": user["name"], "LOGNAME": user["name"], "HOME": user["home"]}
+        workdir = str(self.home / "work" / f"{item['job'].replace('/', '_')}-{attempt_id}")
+        log_fd = -1
+        r = w = -1
+        cgroup = None
+        try:
+            os.makedirs(workdir, exist_ok=True)
+            if user is not None:
+                os.chown(workdir, user["uid"], user["gid"])
+            log_fd = os.open(
+                item["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640
+            )
+            r, w = os.pipe2(os.O_CLOEXEC)
+            if self.cgroups is not None and item.get("memory_mib"):
+                cgroup = self.cgroups.create(str(attempt_id), int(item["memory_mib"]))
+            os.chdir(workdir)
+            if cgroup is not None:
+                cgroup.enter()
+            try:
+                pid = os.posix_spawn(
+                    exe,
+                    argv,
+                    env,
+                    file_actions=[
+                        (os.POSIX_SPAWN_DUP2, self.devnull, 0),
+                        (os.POSIX_SPAWN_DUP2, w, 1),
+                        (os.POSIX_SPAWN_DUP2, w, 2),
+                    ],
+                    setsid=True,
+                )
+            finally:
+                if cgroup is not None:
+                    cgroup.leave()
+                os.chdir(self.home)
+        except OSError as e:
+            for fd in (r, w, log_fd):
+                if fd >= 0:
+                    os.close(fd)
+            if cgroup is not None:
+                cgroup.remove()
+            shutil.rmtree(workdir, ignore_errors=True)
+            self._fail(
+                attempt_id, f"CannotStartContainerError: cannot start {argv[0]!r}: {e.strerror}"
+            )
+            return None
+        os.close(w)
+        os.set_blocking(r, False)
+        job = Job(
+            id=attempt_id,
+            job_id=item["job"],
+            pid=pid,
+            pipe=r,
+            log_fd=log_fd,
+            workdir=workdir,
+            started_at=now_ms(),
+            log_limit=int(item.get("log_limit", 1 << 40)),
+            cgroup=cgroup,
+        )
+        self.running[attempt_id] = job
+        self.by_pid[pid] = job
+        self.sel.register(r, selectors.EVENT_READ, ("pipe", job))
+        return job
+
+    def _fail(self, attempt_id: int, reason: str) -> None:
+        record = {"id": attempt_id, "exit_code": None, "reason": reason, "at": now_ms()}
+        self.exited[attempt_id] = record
+        self._send({"op": "exited", "items": [record]})
+
+    def _signal_group(self, job: Job, sig: int) -> None:
+        if job.cgroup is not None and sig == signal.SIGKILL:
+            job.cgroup.kill()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(job.pid, sig)
+
+    def _signals(self) -> None:
+        try:
+            data = os.read(self.wakeup_r, 4096)
+        except BlockingIOError:
+            return
+        if signal.SIGTERM in data or signal.SIGINT in data:
+            self._stop_all()
+        self._reap()
+
+    def _stop_all(self) -> None:
+        """Stop every job (SIGTERM, SIGKILL 5 s later) and exit once they are gone."""
+        self.stopping = True
+        for job in self.running.values():
+            if job.status is None:
+                self._signal_group(job, signal.SIGTERM)
+                heapq.heappush(self.timers, (time.monotonic() + 5, job.id, "kill"))
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status, rusage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            job = self.by_pid.pop(pid, None)
+            if job is None:
+                continue
+            job.status, job.rusage = status, rusage
+            # the container's main process is gone: so is everything it left behind
+            self._signal_group(job, signal.SIGKILL)
+            if job.eof:
+                self._finish(job)
+            else:
+                heapq.heappush(self.timers, (time.monotonic() + EXIT_GRACE, job.id, "finish"))
+
+    def _read_output(self, job: Job) -> None:
+        try:
+            data = os.read(job.pipe, READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            job.eof = True
+            self._write_lines(job, final=True)
+            self.sel.unregister(job.pipe)
+            os.close(job.pipe)
+            job.pipe = -1
+            if job.status is not None:
+                self._finish(job)
+            return
+        job.buf += data
+        self._write_lines(job, final=False)
+
+    def _write_lines(self, job: Job, final: bool) -> None:
+        """Move the complete lines of the job's buffer to its log, one timestamp each."""
+        buf = job.buf
+        end = buf.rfind(b"\n")
+        if end < 0 and len(buf) < MAX_LINE and not final:
+            return
+        cut = len(buf) if (final or end < 0) else end + 1
+        chunk = bytes(buf[:cut])
+        del buf[:cut]
+        if not chunk or job.truncated or job.log_error:
+            return
+        ts = b"%d " % now_ms()
+        lines = chunk.rstrip(b"\n").split(b"\n")
+        out = b"".join(ts + line[:MAX_LINE] + b"\n" for line in lines)
+        if job.logged + len(out) > job.log_limit:
+            out = (
+                ts
+                + b"[batchyard: output truncated: the attempt's log reached %d bytes]\n"
+                % job.log_limit
+            )
+            job.truncated = True
+        try:
+            os.write(job.log_fd, out)
+            job.logged += len(out)
+        except OSError as e:
+            job.log_error = os.strerror(e.errno or errno.EIO)
+
+    def _finish(self, job: Job) -> None:
+        """Both the process and its output have ended (or the grace ran out): record it."""
+        if job.id not in self.running or job.status is None:
+            return
+        if job.pipe >= 0:
+            self._write_lines(job, final=True)
+            self.sel.unregister(job.pipe)
+            os.close(job.pipe)
+            job.pipe = -1
+        del self.running[job.id]
+        os.close(job.log_fd)
+        code = os.waitstatus_to_exitcode(job.status)
+        reason = None
+        oom = job.cgroup is not None and job.cgroup.oom_killed()
+        if code < 0:
+            name = signal.Signals(-code).name
+            code = 128 - code
+            reason = f"the process was killed by {name}"
+        if oom:
+            reason = "OutOfMemoryError: Container killed due to memory usage"
+        if job.log_error:
+            reason = (reason + "; " if reason else "") + f"log writes failed: {job.log_error}"
+        ru = job.rusage
+        record = {
+            "id": job.id,
+            "exit_code": code,
+            "reason": reason,
+            "at": now_ms(),
+            "usage": {
+                "cpu_seconds": round(ru.ru_utime + ru.ru_stime, 6),
+                "max_rss_mib": round(ru.ru_maxrss / 1024, 3),
+                "wall_seconds": round((now_ms() - job.started_at) / 1000, 3),
+                "log_bytes": job.logged,
+            },
+        }
+        if job.cgroup is not None:
+            record["usage"].update(job.cgroup.usage())
+            job.cgroup.remove()
+        shutil.rmtree(job.workdir, ignore_errors=True)
+        self.exited[job.id] = record
+        self._send({"op": "exited", "items": [record]})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="batchyard's local agent (started by the server)")
+    parser.add_argument("--dir", required=True, type=Path)
+    parser.add_argument("--idle-seconds", type=float, default=30.0)
+    parser.add_argument("--no-limits", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    os.chdir(args.dir)
+    Agent(args.dir, args.idle_seconds, enforce_limits=not args.no_limits).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,759 @@
+"""The job pass: everything that moves jobs, in one store transaction per pass.
+
+Each pass (1) records attempts that started, (2) settles attempts that ended — success,
+retry per the retry strategy, or failure —, (3) resolves the jobs that depended on finished
+ones, (4) applies queues' time-limit actions, (5) places RUNNABLE jobs (the pure
+:func:`batchyard.scheduler.plan.plan`) and claims them as STARTING with a new attempt. After
+the commit it hands the claims to the providers, asks them to stop what must stop, and
+acknowledges the exits it stored. Providers report back through :class:`Events` callbacks,
+which only queue the news and wake the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+
+from batchyard.config import Settings
+from batchyard.domain import retry
+from batchyard.domain.clock import now_ms
+from batchyard.domain.dependencies import readiness
+from batchyard.domain.jobs import NOT_STARTED, TERMINAL, Job, JobStatus
+from batchyard.domain.resources import DELETING, ENABLED, VALID
+from batchyard.logs.store import LogStore
+from batchyard.providers.base import (
+    ActiveAttempt,
+    Capacity,
+    Exited,
+    LaunchSpec,
+    Provider,
+    Started,
+)
+from batchyard.scheduler import plan as planner
+from batchyard.scheduler.resources import ResourceReconciler
+from batchyard.service.context import JOBS, RESOURCES
+from batchyard.store import jobs as repo
+from batchyard.store import resources as res
+from batchyard.store.db import Store
+
+log = logging.getLogger(__name__)
+S = JobStatus
+EXITED_REASON = "Essential container in task exited"
+TIMEOUT_REASON = "Job attempt duration exceeded timeout"
+SWEEP_SECONDS = 60.0
+MAX_CANDIDATES = 256
+HEAD_WAITS = 3  # waiting jobs per queue whose statusReason each pass keeps current
+
+
+@dataclass(slots=True)
+class Running:
+    """An attempt handed to a provider and not yet settled."""
+
+    attempt_id: int
+    job_seq: int
+    job_id: str
+    parent_seq: int | None
+    number: int
+    environment: str
+    provider: str
+    pool: str
+    need: planner.Amount
+    started_at: int | None = None
+    deadline: int | None = None  # epoch ms when the attempt times out
+    timed_out: bool = False
+    kill_sent: bool = False
+
+
+@dataclass(slots=True)
+class _Topology:
+    queues: list[Any]
+    environments: dict[str, Any]  # name -> ComputeEnvironment
+    queue_names: dict[int, str]
+
+
+class JobScheduler:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        providers: Mapping[str, Provider],
+        resources: ResourceReconciler,
+        logs: LogStore,
+        wake: Callable[[str], None],
+        wake_later: Callable[[float], None],
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.providers = providers
+        self.resources = resources
+        self.logs = logs
+        self.wake = wake
+        self.wake_later = wake_later
+        self.running: dict[int, Running] = {}
+        self._started: list[Started] = []
+        self._exited: list[Exited] = []
+        self._finished: deque[int] = deque()  # jobs ended outside a pass (API cancels)
+        self._topology: _Topology | None = None
+        self._specs: dict[int, dict[str, Any]] = {}  # job seq -> spec (immutable after submit)
+        self._definitions: dict[int, str] = {}  # definition id -> name
+        self._blocked_since: dict[int, tuple[str, int]] = {}  # job seq -> (wait code, since)
+        self._next_action_at: int | None = None
+        self._array_sizes: dict[int, int] = {}
+        self._next_sweep = 0.0
+        self._next_retention = 0.0
+        self._base_env = self._inherited_environment()
+
+    # ---- provider events (called on the scheduler's loop) ------------------------------
+
+    def started(self, items: list[Started]) -> None:
+        self._started += items
+        self.wake("provider")
+
+    def exited(self, items: list[Exited]) -> None:
+        self._exited += items
+        self.wake("provider")
+
+    def finished(self, seqs: list[int]) -> None:
+        """Thread-safe: jobs ended by the service layer (cancel); their dependents need a
+        look."""
+        self._finished.extend(seqs)
+        self.wake("jobs")
+
+    # ---- start-up -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for provider in self.providers.values():
+            await provider.start(self)
+        with self.store.read() as conn:
+            rows = repo.active_attempts(conn)
+            jobs = repo.jobs_by_seqs(conn, [r.job_seq for r in rows])
+        by_provider: dict[str, list[ActiveAttempt]] = {}
+        for r in rows:
+            job = jobs.get(r.job_seq)
+            if job is None:
+                continue
+            spec = self._spec_of(job)
+            timeout = (spec.get("timeout") or {}).get("attempt_duration_seconds")
+            self.running[r.id] = Running(
+                attempt_id=r.id,
+                job_seq=job.seq,
+                job_id=job.id,
+                parent_seq=job.parent_seq,
+                number=r.number,
+                environment=r.compute_environment,
+                provider=r.provider,
+                pool=(r.provider_ref or {}).get("pool", r.provider),
+                need=planner.Amount(job.vcpus, job.memory_mib, job.gpus),
+                started_at=r.started_at,
+                deadline=r.started_at + timeout * 1000 if timeout and r.started_at else None,
+            )
+            by_provider.setdefault(r.provider, []).append(
+                ActiveAttempt(r.id, job.id, r.status, r.provider_ref)
+            )
+        for name, provider in self.providers.items():
+            await provider.reconcile(by_provider.get(name, []))
+        log.info("scheduler started with %d active attempts", len(self.running))
+
+    async def stop(self) -> None:
+        for provider in self.providers.values():
+            await provider.close()
+
+    # ---- the pass -----------------------------------------------------------------------
+
+    async def run_once(self, topics: set[str]) -> bool:
+        if self._topology is None or RESOURCES in topics:
+            self._load_topology()
+        started, self._started = self._started, []
+        exited, self._exited = self._exited, []
+        finished: set[int] = set()
+        while self._finished:
+            finished.add(self._finished.popleft())
+        claims: list[tuple[Running, LaunchSpec]] = []
+        kills: list[Running] = []
+        acks: list[int] = []
+        sweep = time.monotonic() >= self._next_sweep
+        with self.store.write(durable=False) as conn:
+            now = now_ms()
+            self._record_started(conn, started, now)
+            finished |= self._settle(conn, exited, now, acks)
+            if sweep:
+                finished |= set(repo.pending_with_finished_dependency(conn, 10_000))
+                self._next_sweep = time.monotonic() + SWEEP_SECONDS
+            self._resolve_dependents(conn, finished, sweep, now)
+            if RESOURCES in topics:
+                self._drain_deleted_queues(conn, now)
+            if JOBS in topics or RESOURCES in topics:
+                kills += self._terminations(conn)
+            kills += self._timeouts(now)
+            claims = self._place(conn, now)
+            expired = self._expire(conn, now)
+        for stream in expired:
+            path = self.logs.path(stream)
+            if path is not None:
+                path.unlink(missing_ok=True)
+        for provider_name, provider in self.providers.items():
+            mine = [a for a in acks if a >= 0]
+            if mine:
+                provider.acknowledge(mine)
+            specs = [spec for r, spec in claims if r.provider == provider_name]
+            if specs:
+                await provider.launch(specs)
+            stop = [r.attempt_id for r in kills if r.provider == provider_name]
+            if stop:
+                await provider.terminate(stop, self.settings.terminate_grace_seconds)
+        self._schedule_timers()
+        return False
+
+    def _schedule_timers(self) -> None:
+        deadlines = [r.deadline for r in self.running.values() if r.deadline and not r.timed_out]
+        if self._next_action_at is not None:
+            deadlines.append(self._next_action_at)
+        if deadlines:
+            self.wake_later(max(0.0, (min(deadlines) - now_ms()) / 1000))
+        # housekeeping (retention, the dependency sweep) also runs on an idle server
+        self.wake_later(max(0.0, min(self._next_retention, self._next_sweep) - time.monotonic()))
+
+    # ---- (1) started -------------------------------------------------------------------
+
+    def _record_started(self, conn: Connection, started: list[Started], now: int) -> None:
+        changes = []
+        for s in started:
+            r = self.running.get(s.attempt_id)
+            if r is None or r.started_at is not None:
+                continue
+            r.started_at = s.at
+            spec = self._spec_for(conn, r.job_seq, r.parent_seq)
+            timeout = (spec.get("timeout") or {}).get("attempt_duration_seconds")
+            if timeout:
+                r.deadline = s.at + timeout * 1000
+            repo.update_attempt(
+                conn,
+                r.attempt_id,
+                status="RUNNING",
+                started_at=s.at,
+                provider_ref={**s.ref, "pool": r.pool},
+            )
+            changes.append(
+                repo.Change(
+                    r.job_seq,
+                    r.job_id,
+                    S.STARTING,
+                    S.RUNNING,
+                    None,
+                    {"started_at": s.at},
+                    parent_seq=r.parent_seq,
+                )
+            )
+        repo.apply_transitions(conn, changes, now)
+
+    # ---- (2) ended ---------------------------------------------------------------------
+
+    def _settle(
+        self, conn: Connection, exited: list[Exited], now: int, acks: list[int]
+    ) -> set[int]:
+        """Store each ended attempt and decide its job's fate; returns jobs that finished."""
+        finished: set[int] = set()
+        todo = []
+        for e in exited:
+            acks.append(e.attempt_id)
+            r = self.running.pop(e.attempt_id, None)
+            if r is not None:
+                todo.append((e, r))
+        if not todo:
+            return finished
+        jobs = repo.jobs_by_seqs(conn, [r.job_seq for _, r in todo])
+        changes: list[repo.Change] = []
+        for e, r in todo:
+            self._blocked_since.pop(r.job_seq, None)
+            job = jobs.get(r.job_seq)
+            if job is None:
+                continue
+            if e.never_started:
+                repo.delete_attempt(conn, r.attempt_id)
+                changes.append(
+                    repo.Change(
+                        job.seq,
+                        job.id,
+                        S.STARTING,
+                        S.RUNNABLE,
+                        "Returned to the queue: the server restarted before the job started",
+                        {"attempt_count": max(0, job.attempt_count - 1)},
+                        parent_seq=job.parent_seq,
+                    )
+                )
+                continue
+            src = job.status
+            if src == S.STARTING and e.exit_code is not None:
+                # it ran, even if we never heard it start: record RUNNING first
+                start = r.started_at or e.at
+                changes.append(
+                    repo.Change(
+                        job.seq,
+                        job.id,
+                        S.STARTING,
+                        S.RUNNING,
+                        None,
+                        {"started_at": start},
+                        parent_seq=job.parent_seq,
+                    )
+                )
+                src = S.RUNNING
+            change, attempt_status, attempt_reason = self._outcome(job, r, e, src)
+            repo.update_attempt(
+                conn,
+                r.attempt_id,
+                status=attempt_status,
+                stopped_at=e.at,
+                exit_code=e.exit_code,
+                reason=e.reason,
+                status_reason=attempt_reason,
+                usage=e.usage,
+            )
+            changes.append(change)
+        for c in repo.apply_transitions(conn, changes, now):
+            if c.dst in TERMINAL:
+                finished.add(c.seq)
+        return finished
+
+    def _outcome(self, job: Job, r: Running, e: Exited, src: S) -> tuple[repo.Change, str, str]:
+        """The job's next status after an attempt ended, and the attempt's own status."""
+        values: dict[str, Any] = {"stopped_at": e.at}
+        if e.exit_code == 0 and not job.is_terminated and not r.timed_out:
+            return (
+                repo.Change(
+                    job.seq,
+                    job.id,
+                    src,
+                    S.SUCCEEDED,
+                    EXITED_REASON,
+                    values,
+                    parent_seq=job.parent_seq,
+                ),
+                "SUCCEEDED",
+                EXITED_REASON,
+            )
+        if r.timed_out:
+            why = TIMEOUT_REASON
+        elif job.is_terminated:
+            why = job.status_reason or "Terminated by TerminateJob"
+        elif e.exit_code is None:
+            why = e.reason or "the job could not be run"
+        else:
+            why = EXITED_REASON
+        spec = self._spec_of(job)
+        decision = retry.decide(
+            spec.get("retry_strategy"),
+            retry.AttemptOutcome(
+                exit_code=e.exit_code,
+                reason=e.reason,
+                status_reason=why,
+                attempt=r.number,
+                retryable=not (job.is_terminated or r.timed_out),
+            ),
+        )
+        if decision.retry:
+            return (
+                repo.Change(
+                    job.seq,
+                    job.id,
+                    src,
+                    S.RUNNABLE,
+                    f"Attempt {r.number} failed ({why}); retrying: {decision.why}",
+                    parent_seq=job.parent_seq,
+                ),
+                "FAILED",
+                why,
+            )
+        return (
+            repo.Change(job.seq, job.id, src, S.FAILED, why, values, parent_seq=job.parent_seq),
+            "FAILED",
+            why,
+        )
+
+    # ---- (3) dependents -------------------------------------------------------------------
+
+    def _resolve_dependents(
+        self, conn: Connection, finished: set[int], sweep: bool, now: int
+    ) -> None:
+        """Move PENDING jobs whose dependencies finished to RUNNABLE or FAILED, following the
+        failures down the chain."""
+        frontier = set(finished)
+        seen_pending: set[int] = set()
+        while frontier:
+            dependents = repo.dependents_of(conn, frontier)
+            targets = {d for ds in dependents.values() for d in ds}
+            if sweep:
+                targets |= frontier  # the sweep passes PENDING jobs themselves
+                sweep = False
+            jobs = repo.jobs_by_seqs(conn, targets - seen_pending)
+            pending: list[Job] = []
+            for job in jobs.values():
+                if job.status != S.PENDING:
+                    continue
+                if job.array_size is not None:
+                    pending += repo.children(conn, job.seq, status=S.PENDING.value)
+                else:
+                    pending.append(job)
+            seen_pending |= {j.seq for j in pending}
+            changes = self._readiness_changes(conn, pending)
+            applied = repo.apply_transitions(conn, changes, now)
+            frontier = {c.seq for c in applied if c.dst in TERMINAL}
+
+    def _readiness_changes(self, conn: Connection, pending: list[Job]) -> list[repo.Change]:
+        if not pending:
+            return []
+        edges = repo.dependencies_of(conn, [j.seq for j in pending])
+        parents = {j.parent_seq for j in pending if j.parent_seq is not None}
+        parent_edges = repo.dependencies_of(conn, parents) if parents else {}
+        all_deps = {d for es in (*edges.values(), *parent_edges.values()) for d, _ in es}
+        status = {j.seq: (j.id, j.status) for j in repo.jobs_by_seqs(conn, all_deps).values()}
+        changes = []
+        for job in pending:
+            waits = edges.get(job.seq, []) + (
+                parent_edges.get(job.parent_seq, []) if job.parent_seq else []
+            )
+            ready = readiness(status[d] for d, _ in waits if d in status)
+            if ready.status != S.PENDING:
+                changes.append(
+                    repo.Change(
+                        job.seq,
+                        job.id,
+                        S.PENDING,
+                        ready.status,
+                        ready.reason,
+                        parent_seq=job.parent_seq,
+                    )
+                )
+        return changes
+
+    # ---- (4) stopping -------------------------------------------------------------------
+
+    def _terminations(self, conn: Connection) -> list[Running]:
+        if not self.running:
+            return []
+        by_job = {r.job_seq: r for r in self.running.values() if not r.kill_sent}
+        if not by_job:
+            return []
+        jobs = repo.jobs_by_seqs(conn, by_job)
+        kills = []
+        for seq, r in by_job.items():
+            job = jobs.get(seq)
+            if job is not None and job.is_terminated:
+                r.kill_sent = True
+                kills.append(r)
+        return kills
+
+    def _drain_deleted_queues(self, conn: Connection, now: int) -> None:
+        """AWS: "all jobs in the queue are eventually terminated when you delete a job
+        queue". Not-started jobs fail at once; running ones are flagged for termination."""
+        assert self._topology is not None
+        reason = "Terminated: the job queue was deleted"
+        changes = []
+        for q in self._topology.queues:
+            if q.status != DELETING:
+                continue
+            for job in repo.unfinished_in_queue(conn, q.id):
+                if job.status in NOT_STARTED:
+                    changes.append(
+                        repo.Change(
+                            job.seq,
+                            job.id,
+                            job.status,
+                            S.FAILED,
+                            reason,
+                            {"is_terminated": True},
+                            parent_seq=job.parent_seq,
+                        )
+                    )
+                elif not job.is_terminated:
+                    repo.update_job(conn, job.seq, is_terminated=True, status_reason=reason)
+        applied = repo.apply_transitions(conn, changes, now)
+        if applied:
+            self.finished([c.seq for c in applied if c.dst in TERMINAL])
+
+    def _expire(self, conn: Connection, now: int) -> list[str]:
+        """Delete jobs that finished longer ago than the retention (a bounded batch each
+        time, at most once a minute): unlike AWS's 24 hours, history stays until then."""
+        if time.monotonic() < self._next_retention:
+            return []
+        keep_ms = int(self.settings.job_retention_days * 86_400_000)
+        self._next_retention = time.monotonic() + min(60.0, keep_ms / 2000)
+        cutoff = now - keep_ms
+        old = repo.finished_before(conn, cutoff, 1000)
+        if len(old) == 1000:
+            self._next_retention = 0.0  # more to do: next pass
+        return repo.delete_jobs(conn, old)
+
+    def _timeouts(self, now: int) -> list[Running]:
+        kills = []
+        for r in self.running.values():
+            if r.deadline is not None and not r.timed_out and now >= r.deadline:
+                r.timed_out = True
+                r.kill_sent = True
+                kills.append(r)
+        return kills
+
+    # ---- (5) placement ---------------------------------------------------------------------
+
+    def _load_topology(self) -> None:
+        with self.store.read() as conn:
+            queues = res.job_queues(conn)
+            ces = {ce.name: ce for ce in res.compute_environments(conn)}
+        self._topology = _Topology(queues, ces, {q.id: q.name for q in queues})
+
+    def _environments(self) -> tuple[dict[str, planner.Environment], dict[str, planner.Amount]]:
+        assert self._topology is not None
+        used: dict[str, planner.Amount] = {}
+        pool_used: dict[str, planner.Amount] = {}
+        zero = planner.Amount(0.0, 0, 0)
+        for r in self.running.values():
+            used[r.environment] = _plus(used.get(r.environment, zero), r.need)
+            pool_used[r.pool] = _plus(pool_used.get(r.pool, zero), r.need)
+        envs: dict[str, planner.Environment] = {}
+        pools: dict[str, planner.Amount] = {}
+        for name, ce in self._topology.environments.items():
+            check = self.resources.checks.get(name)
+            if check is None:
+                continue
+            cap = _amount(check.capacity)
+            pool = check.pool or name
+            pools[pool] = _amount(check.pool_capacity) if check.pool_capacity else cap
+            usable = ce.state == ENABLED and ce.status == VALID
+            why = (
+                ""
+                if usable
+                else (ce.state if ce.state != ENABLED else f"{ce.status}: {ce.status_reason}")
+            )
+            envs[name] = planner.Environment(
+                name=name,
+                pool=pool,
+                capacity=cap,
+                free=cap.minus(used.get(name, zero)),
+                usable=usable,
+                why_unusable=why,
+                max_vcpus=ce.max_vcpus,
+            )
+        return envs, {p: cap.minus(pool_used.get(p, zero)) for p, cap in pools.items()}
+
+    def _place(self, conn: Connection, now: int) -> list[tuple[Running, LaunchSpec]]:
+        assert self._topology is not None
+        envs, pools = self._environments()
+        queues, candidates, rows = [], {}, {}
+        for q in self._topology.queues:
+            order = tuple(
+                e.compute_environment
+                for e in sorted(q.compute_environment_order, key=lambda e: e.order)
+            )
+            # Look at as many jobs as could start (counting a vCPU each; fractional requests
+            # get a second look next pass), plus a few to say why the head waits.
+            room = sum(
+                max(0.0, min(envs[n].free.vcpus, pools[envs[n].pool].vcpus))
+                for n in order
+                if n in envs and envs[n].usable
+            )
+            limit = min(MAX_CANDIDATES, 2 * math.ceil(room) + HEAD_WAITS)
+            found = repo.runnable_candidates(conn, q.id, limit)
+            if not found:
+                continue
+            queues.append(planner.Queue(q.id, q.name, q.priority, order))
+            candidates[q.id] = [
+                planner.Candidate(r.seq, r.id, planner.Amount(r.vcpus, r.memory_mib, r.gpus))
+                for r in found
+            ]
+            rows.update({r.seq: r for r in found})
+        if not queues:
+            return []
+        result = planner.plan(queues, envs, pools, candidates)
+        self._record_waits(conn, result.waits, rows, now)
+        if not result.placements:
+            return []
+        jobs = repo.jobs_by_seqs(conn, [p.candidate.seq for p in result.placements])
+        changes, attempts, claims = [], [], []
+        for p in result.placements:
+            job = jobs[p.candidate.seq]
+            ce = self._topology.environments[p.environment]
+            number = job.attempt_count + 1
+            stream = self.logs.new_stream(self._definition_name(conn, job.definition_id))
+            changes.append(
+                repo.Change(
+                    job.seq,
+                    job.id,
+                    S.RUNNABLE,
+                    S.STARTING,
+                    None,
+                    {"attempt_count": number, "status_reason": None},
+                    parent_seq=job.parent_seq,
+                )
+            )
+            attempts.append((job, ce, number, stream, envs[p.environment].pool))
+        applied = {c.seq for c in repo.apply_transitions(conn, changes, now)}
+        for job, ce, number, stream, pool in attempts:
+            if job.seq not in applied:  # cancelled meanwhile
+                continue
+            self._blocked_since.pop(job.seq, None)
+            (attempt_id,) = repo.insert_attempts(
+                conn,
+                [
+                    {
+                        "job_seq": job.seq,
+                        "number": number,
+                        "compute_environment": ce.name,
+                        "provider": ce.provider,
+                        "status": "STARTING",
+                        "log_stream": stream,
+                        "provider_ref": {"pool": pool},
+                    }
+                ],
+            )
+            r = Running(
+                attempt_id=attempt_id,
+                job_seq=job.seq,
+                job_id=job.id,
+                parent_seq=job.parent_seq,
+                number=number,
+                environment=ce.name,
+                provider=ce.provider,
+                pool=pool,
+                need=planner.Amount(job.vcpus, job.memory_mib, job.gpus),
+            )
+            self.running[attempt_id] = r
+            claims.append((r, self._launch_spec(conn, job, r, stream)))
+        return claims
+
+    def _record_waits(
+        self, conn: Connection, waits: list[planner.Wait], rows: dict[int, Any], now: int
+    ) -> None:
+        """Say why head jobs wait (in their statusReason), and apply the queues'
+        jobStateTimeLimitActions to jobs blocked for longer than the action allows."""
+        assert self._topology is not None
+        blocked: dict[int, tuple[str, int]] = {}
+        for w in waits:
+            row = rows[w.candidate.seq]
+            code, since = self._blocked_since.get(row.seq, (w.code, now))
+            blocked[row.seq] = (w.code, since if code == w.code else now)
+            current = row.status_reason or ""
+            if not current.startswith(w.code) or (
+                w.code in planner.STUCK_CODES and current != w.reason
+            ):
+                repo.update_job(conn, row.seq, status_reason=w.reason)
+        self._blocked_since = blocked
+        self._next_action_at = None
+        actions = {q.id: (q, q.job_state_time_limit_actions) for q in self._topology.queues}
+        cancel = []
+        queued = {w.candidate.seq: w for w in waits}
+        if not any(acts for _, acts in actions.values()):
+            return
+        jobs = repo.jobs_by_seqs(conn, queued)
+        for seq, (code, since) in blocked.items():
+            job = jobs.get(seq)
+            if job is None:
+                continue
+            queue, acts = actions.get(job.queue_id, (None, []))
+            for a in acts:
+                if code != a["reason"]:
+                    continue
+                due = since + a["max_time_seconds"] * 1000
+                if now < due:
+                    self._next_action_at = min(self._next_action_at or due, due)
+                    continue
+                cancel.append(
+                    repo.Change(
+                        job.seq,
+                        job.id,
+                        S.RUNNABLE,
+                        S.FAILED,
+                        f"{a['reason']}: cancelled by job queue {queue.name}'s "
+                        f"jobStateTimeLimitActions after {a['max_time_seconds']} s in RUNNABLE",
+                        {"is_cancelled": True},
+                        parent_seq=job.parent_seq,
+                    )
+                )
+                break
+        applied = repo.apply_transitions(conn, cancel, now)
+        if applied:
+            self.finished([c.seq for c in applied])
+
+    # ---- launching ------------------------------------------------------------------------
+
+    def _spec_of(self, job: Job) -> dict[str, Any]:
+        if job.parent_seq is None:
+            return job.spec
+        spec = self._specs.get(job.parent_seq)
+        if spec is None:
+            with self.store.read() as conn:
+                return self._spec_for(conn, job.seq, job.parent_seq)
+        return spec
+
+    def _spec_for(self, conn: Connection, seq: int, parent_seq: int | None) -> dict[str, Any]:
+        key = parent_seq if parent_seq is not None else seq
+        spec = self._specs.get(key)
+        if spec is None:
+            owner = repo.jobs_by_seqs(conn, [key]).get(key)
+            spec = owner.spec if owner else {}
+            if len(self._specs) > 10_000:
+                self._specs.clear()
+            self._specs[key] = spec
+        return spec
+
+    def _definition_name(self, conn: Connection, definition_id: int) -> str:
+        name = self._definitions.get(definition_id)
+        if name is None:
+            jd = res.job_definition_by_id(conn, definition_id)
+            name = jd.name if jd else "unknown"
+            self._definitions[definition_id] = name
+        return name
+
+    def _inherited_environment(self) -> dict[str, str]:
+        import os
+
+        return {k: os.environ[k] for k in self.settings.job_inherit_environment if k in os.environ}
+
+    def _launch_spec(self, conn: Connection, job: Job, r: Running, stream: str) -> LaunchSpec:
+        assert self._topology is not None
+        spec = self._spec_for(conn, job.seq, job.parent_seq)
+        container = spec.get("container") or {}
+        env = dict(self._base_env)
+        for var in container.get("environment") or []:
+            env[var["name"]] = var.get("value", "")
+        env.update(
+            AWS_BATCH_JOB_ID=job.id,
+            AWS_BATCH_JQ_NAME=self._topology.queue_names.get(job.queue_id, ""),
+            AWS_BATCH_CE_NAME=r.environment,
+            AWS_BATCH_JOB_ATTEMPT=str(r.number),
+        )
+        if job.array_index is not None and job.parent_seq is not None:
+            env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_index)
+            size = self._array_sizes.get(job.parent_seq)
+            if size is None:
+                parent = repo.jobs_by_seqs(conn, [job.parent_seq]).get(job.parent_seq)
+                size = (parent.array_size if parent else None) or 0
+                self._array_sizes[job.parent_seq] = size
+            env["AWS_BATCH_JOB_ARRAY_SIZE"] = str(size)
+        argv = list(container.get("command") or [])
+        return LaunchSpec(
+            attempt_id=r.attempt_id,
+            job_id=job.id,
+            attempt=r.number,
+            compute_environment=r.environment,
+            argv=argv,
+            env=env,
+            log_path=str(self.logs.prepare(stream)),
+            vcpus=job.vcpus,
+            memory_mib=job.memory_mib,
+            gpus=job.gpus,
+        )
+
+
+def _plus(a: planner.Amount, b: planner.Amount) -> planner.Amount:
+    return planner.Amount(a.vcpus + b.vcpus, a.memory_mib + b.memory_mib, a.gpus + b.gpus)
+
+
+def _amount(c: Capacity) -> planner.Amount:
+    return planner.Amount(c.vcpus, c.memory_mib, c.gpus)

@@ -1,0 +1,414 @@
+"""SubmitJob: resolve the job definition and overrides into the job that will run, check it
+against AWS's rules, and store it (with its array children) in one transaction.
+
+The job is evaluated against its dependencies right here, in the same transaction that reads
+them, so a job with nothing to wait for is RUNNABLE the moment SubmitJob returns and the
+scheduler only has to dispatch it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+
+from batchyard.domain import checks, params, requirements, retry
+from batchyard.domain.clock import now_ms
+from batchyard.domain.dependencies import MAX_DEPENDENCIES, readiness
+from batchyard.domain.jobs import Job, JobStatus, child_id, empty_counts
+from batchyard.domain.resources import ACTIVE, DELETED, DELETING, ENABLED, JobDefinition, JobQueue
+from batchyard.errors import Conflict, InvalidRequest, NotFound, NotSupported
+from batchyard.service.context import JOBS, Context
+from batchyard.service.job_definitions import MAX_SCHEDULING_PRIORITY, parse_ref
+from batchyard.store import jobs as jobs_repo
+from batchyard.store import resources as repo
+
+S = JobStatus
+MIN_ARRAY, MAX_ARRAY = 2, 10_000
+RESERVED_ENV_PREFIX = "AWS_BATCH"
+
+
+@dataclass(slots=True)
+class Submission:
+    """SubmitJob's request, snake_case, references already reduced to names and ids."""
+
+    name: str
+    queue: str
+    job_definition: str
+    parameters: dict[str, str] | None = None
+    container_overrides: dict[str, Any] | None = None
+    array_size: int | None = None
+    depends_on: list[dict[str, Any]] | None = None
+    retry_strategy: dict[str, Any] | None = None
+    timeout: dict[str, Any] | None = None
+    tags: dict[str, str] | None = None
+    propagate_tags: bool | None = None
+    share_identifier: str | None = None
+    scheduling_priority_override: int | None = None
+    node_overrides: dict[str, Any] | None = None
+    consumable_resource_properties_override: dict[str, Any] | None = None
+    eks_properties_override: dict[str, Any] | None = None
+    ecs_properties_override: dict[str, Any] | None = None
+
+
+def check_environment(env: list[dict[str, Any]], field: str) -> None:
+    for i, var in enumerate(env):
+        name = var.get("name") or ""
+        if not name:
+            raise InvalidRequest(f"{field}[{i}].name is required")
+        if name.startswith(RESERVED_ENV_PREFIX):
+            raise InvalidRequest(
+                f"{field}[{i}].name {name!r}: names starting with {RESERVED_ENV_PREFIX} are "
+                "reserved for the variables batchyard sets itself"
+            )
+
+
+def merge_environment(
+    base: list[dict[str, Any]], extra: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The definition's variables with the overrides' on top (same name: the override wins)."""
+    merged = {v["name"]: v.get("value", "") for v in base}
+    for v in extra:
+        merged[v["name"]] = v.get("value", "")
+    return [{"name": k, "value": v} for k, v in merged.items()]
+
+
+def resolve_container(
+    jd: JobDefinition, overrides: dict[str, Any] | None, parameters: dict[str, str]
+) -> dict[str, Any]:
+    """The container the job runs: the definition's, overridden, ``Ref::`` substituted."""
+    container = dict(jd.spec.get("container_properties") or {})
+    overrides = overrides or {}
+    check_environment(overrides.get("environment") or [], "containerOverrides.environment")
+    if overrides.get("command") is not None:
+        container["command"] = overrides["command"]
+    if overrides.get("environment"):
+        container["environment"] = merge_environment(
+            container.get("environment") or [], overrides["environment"]
+        )
+    if overrides.get("instance_type") is not None:
+        container["instance_type"] = overrides["instance_type"]
+    if overrides.get("resource_requirements"):
+        by_type = {r["type"]: r for r in container.get("resource_requirements") or []}
+        for r in overrides["resource_requirements"]:
+            by_type[r["type"]] = r
+        container["resource_requirements"] = list(by_type.values())
+    for key in ("vcpus", "memory"):
+        if overrides.get(key) is not None:
+            container[key] = overrides[key]
+    if container.get("command"):
+        container["command"] = params.substitute(container["command"], parameters)
+    return container
+
+
+class Submitter:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def submit(self, sub: Submission) -> Job:
+        checks.job_name(sub.name)
+        tags = checks.tags(sub.tags or {})
+        if sub.array_size is not None and not MIN_ARRAY <= sub.array_size <= MAX_ARRAY:
+            raise InvalidRequest(
+                f"arrayProperties.size is {sub.array_size}; it must be between {MIN_ARRAY} and "
+                f"{MAX_ARRAY} (leave arrayProperties out for a single job)"
+            )
+        if sub.scheduling_priority_override is not None:
+            checks.in_range(
+                sub.scheduling_priority_override,
+                "schedulingPriorityOverride",
+                0,
+                MAX_SCHEDULING_PRIORITY,
+            )
+        for what, value in (
+            ("nodeOverrides", sub.node_overrides),
+            ("eksPropertiesOverride", sub.eks_properties_override),
+            ("ecsPropertiesOverride", sub.ecs_properties_override),
+        ):
+            if value:
+                raise NotSupported(f"{what} is not supported by batchyard yet")
+        retry.validate(sub.retry_strategy)
+        self._check_timeout(sub.timeout)
+        if len(sub.depends_on or []) > MAX_DEPENDENCIES:
+            raise InvalidRequest(
+                f"dependsOn lists {len(sub.depends_on or [])} jobs; a job can depend on at most "
+                f"{MAX_DEPENDENCIES}"
+            )
+        now = now_ms()
+        with self.ctx.store.write() as conn:
+            queue = self._queue(conn, sub.queue)
+            jd = self._definition(conn, sub.job_definition)
+            plan = self._plan(conn, sub, queue, jd, tags, now)
+            job = plan.store(conn)
+        self.ctx.wake(JOBS)
+        return job
+
+    def _check_timeout(self, timeout: dict[str, Any] | None) -> None:
+        seconds = (timeout or {}).get("attempt_duration_seconds")
+        low = self.ctx.settings.min_attempt_duration_seconds
+        if seconds is not None and seconds < low:
+            raise InvalidRequest(
+                f"timeout.attemptDurationSeconds is {seconds}; the minimum is {low} seconds"
+            )
+
+    def _queue(self, conn: Connection, name: str) -> JobQueue:
+        queue = repo.job_queue(conn, name)
+        if queue is None or queue.status in (DELETING, DELETED):
+            raise NotFound(f"jobQueue: job queue {name!r} does not exist")
+        if queue.state != ENABLED:
+            raise Conflict(
+                f"job queue {name!r} is DISABLED and accepts no new jobs; enable it with "
+                "UpdateJobQueue state=ENABLED"
+            )
+        return queue
+
+    def _definition(self, conn: Connection, ref: str) -> JobDefinition:
+        name, revision = parse_ref(ref, "jobDefinition")
+        jd = repo.job_definition(conn, name, revision)
+        if jd is None:
+            if revision is None:
+                raise NotFound(f"jobDefinition: {name!r} has no ACTIVE revision")
+            raise NotFound(f"jobDefinition: {name}:{revision} does not exist")
+        if jd.status != ACTIVE:
+            raise Conflict(
+                f"jobDefinition: {jd.ref} is INACTIVE (deregistered); use an ACTIVE revision"
+            )
+        if jd.type != "container":
+            raise NotSupported(
+                f"jobDefinition {jd.ref} is a {jd.type} job definition; batchyard runs container "
+                "job definitions so far"
+            )
+        if "container_properties" not in jd.spec:
+            raise NotSupported(
+                f"jobDefinition {jd.ref} uses ecsProperties or eksProperties; batchyard runs jobs "
+                "from containerProperties so far"
+            )
+        return jd
+
+    def _plan(
+        self,
+        conn: Connection,
+        sub: Submission,
+        queue: JobQueue,
+        jd: JobDefinition,
+        tags: dict[str, str],
+        now: int,
+    ) -> _Plan:
+        has_policy = queue.scheduling_policy is not None
+        if has_policy and not sub.share_identifier:
+            raise InvalidRequest(
+                f"job queue {queue.name!r} has a fair-share scheduling policy, so SubmitJob "
+                "needs a shareIdentifier"
+            )
+        if sub.share_identifier and not has_policy:
+            raise InvalidRequest(
+                "shareIdentifier applies only to queues with a fair-share scheduling policy; "
+                f"{queue.name!r} has none (leave shareIdentifier out)"
+            )
+        parameters = {**(jd.spec.get("parameters") or {}), **(sub.parameters or {})}
+        container = resolve_container(jd, sub.container_overrides, parameters)
+        if not container.get("command"):
+            raise InvalidRequest(
+                f"the job has no command: batchyard runs the command on the host, not a container "
+                f"image's default; set containerProperties.command in {jd.ref} or "
+                "containerOverrides.command"
+            )
+        need = requirements.resolve(requirements.requested(container, "containerProperties"))
+        priority = sub.scheduling_priority_override
+        if priority is None:
+            priority = jd.spec.get("scheduling_priority")
+        deps = sub.depends_on or []
+        spec = {
+            "container": container,
+            "parameters": parameters,
+            "depends_on": [{"job_id": d.get("job_id"), "type": d.get("type")} for d in deps]
+            or None,
+            "retry_strategy": _first(sub.retry_strategy, jd.spec.get("retry_strategy")),
+            "timeout": _first(sub.timeout, jd.spec.get("timeout")),
+            "propagate_tags": _first(sub.propagate_tags, jd.spec.get("propagate_tags")),
+            "platform_capabilities": jd.spec.get("platform_capabilities"),
+            "consumable_resource_properties": _first(
+                sub.consumable_resource_properties_override,
+                jd.spec.get("consumable_resource_properties"),
+            ),
+        }
+        base = {
+            "name": sub.name,
+            "queue_id": queue.id,
+            "definition_id": jd.id,
+            "created_at": now,
+            "updated_at": now,
+            "rank": -(priority or 0) if has_policy else 0,
+            "root_seq": 0,  # the root's own seq, known once it is inserted
+            "scheduling_priority": priority,
+            "share_identifier": sub.share_identifier,
+            "vcpus": need.vcpus,
+            "memory_mib": need.memory_mib,
+            "gpus": need.gpus,
+        }
+        plan = _Plan(now)
+        job_id = str(uuid.uuid4())
+        waits, n_to_n, sequential = self._dependencies(conn, job_id, deps, sub.array_size, plan)
+        if sequential:
+            spec["sequential"] = True
+        if sub.array_size is None:
+            ready = readiness(waits)
+            path = [S.SUBMITTED, S.PENDING] + ([ready.status] if ready.status != S.PENDING else [])
+            plan.add(job_id, {**base, "tags": tags, "spec": spec}, path, ready.reason)
+            return plan
+        counts = empty_counts()
+        child_rows = []
+        for i in range(sub.array_size):
+            cid = child_id(job_id, i)
+            own = [(child_id(d.id, i), d.child_status.get(i, S.PENDING)) for d in n_to_n]
+            for d in n_to_n:
+                plan.edge(cid, child_id(d.id, i), "N_TO_N")
+            if sequential and i > 0:
+                own.append((child_id(job_id, i - 1), S.PENDING))
+                plan.edge(cid, child_id(job_id, i - 1), "SEQUENTIAL")
+            ready = readiness(waits + own)
+            counts[ready.status] += 1
+            child_rows.append(
+                (
+                    cid,
+                    {**base, "array_index": i, "pos": i, "tags": {}, "spec": {}},
+                    [ready.status],
+                    ready.reason,
+                )
+            )
+        parent_status = S.FAILED if counts[S.FAILED] == sub.array_size else S.PENDING
+        reason = readiness(waits).reason if parent_status == S.FAILED else None
+        parent = {
+            **base,
+            "array_size": sub.array_size,
+            "array_counts": counts,
+            "tags": tags,
+            "spec": spec,
+        }
+        plan.add(job_id, parent, [S.SUBMITTED, parent_status], reason)
+        for cid, row, path, why in child_rows:
+            plan.add(cid, row, path, why, parent=job_id)
+        return plan
+
+    def _dependencies(
+        self,
+        conn: Connection,
+        job_id: str,
+        deps: list[dict[str, Any]],
+        array_size: int | None,
+        plan: _Plan,
+    ) -> tuple[list[tuple[str, S]], list[_ArrayDep], bool]:
+        """Check dependsOn. Returns the (id, status) pairs the whole job waits on, the arrays
+        it follows index by index (N_TO_N), and whether its children run one after another."""
+        found = jobs_repo.jobs_by_ids(conn, [d["job_id"] for d in deps if d.get("job_id")])
+        waits: list[tuple[str, S]] = []
+        n_to_n: list[_ArrayDep] = []
+        sequential = False
+        for i, d in enumerate(deps):
+            kind, dep_id, where = d.get("type"), d.get("job_id"), f"dependsOn[{i}]"
+            if kind == "SEQUENTIAL":
+                if array_size is None:
+                    raise InvalidRequest(f"{where}: a SEQUENTIAL dependency is only for array jobs")
+                if dep_id:
+                    raise InvalidRequest(
+                        f"{where}: a SEQUENTIAL dependency takes no jobId; it chains the array's "
+                        "own children, index after index"
+                    )
+                sequential = True
+                continue
+            if not dep_id:
+                raise InvalidRequest(f"{where}.jobId is required (only SEQUENTIAL goes without)")
+            dep = found.get(dep_id)
+            if dep is None:
+                raise NotFound(f"{where}: job {dep_id} does not exist")
+            if kind == "N_TO_N":
+                if array_size is None or dep.array_size is None:
+                    raise InvalidRequest(
+                        f"{where}: an N_TO_N dependency needs both jobs to be array jobs"
+                    )
+                if dep.array_size != array_size:
+                    raise InvalidRequest(
+                        f"{where}: N_TO_N needs arrays of the same size; {dep_id} has "
+                        f"{dep.array_size} children, this job {array_size}"
+                    )
+                kids = jobs_repo.children(conn, dep.seq)
+                n_to_n.append(_ArrayDep(dep.id, {c.array_index: c.status for c in kids}))
+                continue
+            waits.append((dep.id, dep.status))
+            plan.edge(job_id, dep.id, None)
+        return waits, n_to_n, sequential
+
+
+@dataclass(slots=True)
+class _ArrayDep:
+    id: str
+    child_status: dict[int, S]
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+class _Plan:
+    """The rows one submission writes, keyed by job id until the database assigns seqs."""
+
+    def __init__(self, now: int) -> None:
+        self.now = now
+        self.rows: list[tuple[str, dict[str, Any], str | None]] = []
+        self.history: list[tuple[str, S | None, S, str | None]] = []
+        self.edges: list[tuple[str, str, str | None]] = []
+
+    def add(
+        self,
+        job_id: str,
+        row: dict[str, Any],
+        path: list[S],
+        reason: str | None,
+        parent: str | None = None,
+    ) -> None:
+        final = path[-1]
+        row = {**row, "id": job_id, "status": final, "status_reason": reason}
+        if final == S.FAILED:
+            row["stopped_at"] = self.now
+        self.rows.append((job_id, row, parent))
+        prev: S | None = None
+        for status in path:
+            self.history.append((job_id, prev, status, reason if status == final else None))
+            prev = status
+
+    def edge(self, job_id: str, depends_on: str, kind: str | None) -> None:
+        self.edges.append((job_id, depends_on, kind))
+
+    def store(self, conn: Connection) -> Job:
+        root_id, root_row, _ = self.rows[0]
+        jobs_repo.insert_jobs(conn, [root_row])
+        root_seq = jobs_repo.seqs_for_ids(conn, [root_id])[root_id]
+        jobs_repo.update_job(conn, root_seq, root_seq=root_seq)
+        kids = [
+            {**row, "parent_seq": root_seq, "root_seq": root_seq} for _, row, _ in self.rows[1:]
+        ]
+        jobs_repo.insert_jobs(conn, kids)
+        ids = {i for i, _, _ in self.rows} | {d for _, d, _ in self.edges}
+        seqs = jobs_repo.seqs_for_ids(conn, sorted(ids))
+        jobs_repo.record_history(
+            conn,
+            [
+                {
+                    "job_seq": seqs[j],
+                    "at": self.now,
+                    "from_status": a,
+                    "to_status": b,
+                    "reason": why,
+                }
+                for j, a, b, why in self.history
+            ],
+        )
+        jobs_repo.insert_dependencies(
+            conn,
+            [{"job_seq": seqs[j], "depends_on_seq": seqs[d], "type": k} for j, d, k in self.edges],
+        )
+        job = jobs_repo.job_by_id(conn, root_id)
+        assert job is not None
+        return job

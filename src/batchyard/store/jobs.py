@@ -1,0 +1,476 @@
+"""Repositories for jobs, their transitions, dependencies and attempts.
+
+:func:`apply_transitions` is the only way a job's status changes: a compare-and-set on the
+status it was read with, and the history row in the same transaction. A change whose job
+has moved on meanwhile (a cancel racing a dispatch) is reported back, never applied blindly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, func, insert, or_, select, update
+
+from batchyard.domain import arrays
+from batchyard.domain.jobs import TERMINAL, Job, JobStatus, check_transition
+from batchyard.store import tables as t
+
+_j = t.jobs
+_a = t.attempts
+_d = t.job_dependencies
+_h = t.job_transitions
+
+
+def to_job(row: Row) -> Job:
+    return Job(
+        seq=row.seq,
+        id=row.id,
+        name=row.name,
+        queue_id=row.queue_id,
+        definition_id=row.definition_id,
+        status=JobStatus(row.status),
+        status_reason=row.status_reason,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        stopped_at=row.stopped_at,
+        updated_at=row.updated_at,
+        parent_seq=row.parent_seq,
+        array_size=row.array_size,
+        array_index=row.array_index,
+        node_index=row.node_index,
+        scheduling_priority=row.scheduling_priority,
+        share_identifier=row.share_identifier,
+        vcpus=row.vcpus,
+        memory_mib=row.memory_mib,
+        gpus=row.gpus,
+        attempt_count=row.attempt_count,
+        is_cancelled=row.is_cancelled,
+        is_terminated=row.is_terminated,
+        array_counts=row.array_counts,
+        tags=row.tags,
+        spec=row.spec,
+    )
+
+
+# ---- reads ----------------------------------------------------------------------------------
+
+
+def job_by_id(conn: Connection, job_id: str) -> Job | None:
+    row = conn.execute(select(_j).where(_j.c.id == job_id)).first()
+    return to_job(row) if row else None
+
+
+def jobs_by_ids(conn: Connection, ids: Iterable[str]) -> dict[str, Job]:
+    ids = list(set(ids))
+    out: dict[str, Job] = {}
+    for i in range(0, len(ids), 500):
+        for row in conn.execute(select(_j).where(_j.c.id.in_(ids[i : i + 500]))):
+            out[row.id] = to_job(row)
+    return out
+
+
+def jobs_by_seqs(conn: Connection, seqs: Iterable[int]) -> dict[int, Job]:
+    seqs = list(set(seqs))
+    out: dict[int, Job] = {}
+    for i in range(0, len(seqs), 500):
+        for row in conn.execute(select(_j).where(_j.c.seq.in_(seqs[i : i + 500]))):
+            out[row.seq] = to_job(row)
+    return out
+
+
+def jobs_with_status(conn: Connection, status: JobStatus, limit: int = 1000) -> list[Job]:
+    rows = conn.execute(select(_j).where(_j.c.status == status).order_by(_j.c.seq).limit(limit))
+    return [to_job(r) for r in rows]
+
+
+def children(
+    conn: Connection,
+    parent_seq: int,
+    status: str | None = None,
+    after_index: int = -1,
+    limit: int | None = None,
+    below_index: int | None = None,
+) -> list[Job]:
+    q = (
+        select(_j)
+        .where(_j.c.parent_seq == parent_seq, _j.c.array_index > after_index)
+        .order_by(_j.c.array_index)
+    )
+    if below_index is not None:
+        q = q.where(_j.c.array_index < below_index)
+    if status is not None:
+        q = q.where(_j.c.status == status)
+    if limit is not None:
+        q = q.limit(limit)
+    return [to_job(r) for r in conn.execute(q)]
+
+
+def child_by_index(conn: Connection, parent_seq: int, index: int) -> Job | None:
+    row = conn.execute(
+        select(_j).where(_j.c.parent_seq == parent_seq, _j.c.array_index == index)
+    ).first()
+    return to_job(row) if row else None
+
+
+@dataclass(slots=True)
+class JobFilter:
+    """ListJobs' query on the jobs of one queue (children and nodes are listed elsewhere)."""
+
+    queue_id: int
+    statuses: Sequence[str] | None = None
+    name: str | None = None  # case-insensitive; trailing * for a prefix
+    definition_ids: Sequence[int] | None = None
+    before: int | None = None
+    after: int | None = None
+    share_identifier: str | None = None
+
+
+def list_jobs(conn: Connection, f: JobFilter, after_seq: int | None, limit: int) -> list[Job]:
+    """Jobs of a queue, newest first (AWS's order), resuming below ``after_seq``."""
+    q = (
+        select(_j)
+        .where(_j.c.queue_id == f.queue_id, _j.c.parent_seq.is_(None))
+        .order_by(_j.c.seq.desc())
+        .limit(limit)
+    )
+    if f.statuses is not None:
+        q = q.where(_j.c.status.in_(list(f.statuses)))
+    if f.name is not None:
+        low = func.lower(_j.c.name)
+        if f.name.endswith("*"):
+            prefix = f.name[:-1].lower()
+            q = q.where(func.substr(low, 1, len(prefix)) == prefix)
+        else:
+            q = q.where(low == f.name.lower())
+    if f.definition_ids is not None:
+        q = q.where(_j.c.definition_id.in_(list(f.definition_ids)))
+    if f.before is not None:
+        q = q.where(_j.c.created_at < f.before)
+    if f.after is not None:
+        q = q.where(_j.c.created_at > f.after)
+    if f.share_identifier is not None:
+        q = q.where(_j.c.share_identifier == f.share_identifier)
+    if after_seq is not None:
+        q = q.where(_j.c.seq < after_seq)
+    return [to_job(r) for r in conn.execute(q)]
+
+
+def runnable_head(conn: Connection, queue_id: int, limit: int) -> list[Job]:
+    """The first RUNNABLE jobs of a queue in dispatch order (an index walk, not a sort)."""
+    rows = conn.execute(
+        select(_j)
+        .where(_j.c.queue_id == queue_id, _j.c.status == JobStatus.RUNNABLE)
+        .order_by(_j.c.rank, _j.c.root_seq, _j.c.pos)
+        .limit(limit)
+    )
+    return [to_job(r) for r in rows]
+
+
+def runnable_candidates(conn: Connection, queue_id: int, limit: int) -> list[Row]:
+    """Like :func:`runnable_head`, with only the columns placement needs (no documents)."""
+    return list(
+        conn.execute(
+            select(
+                _j.c.seq,
+                _j.c.id,
+                _j.c.vcpus,
+                _j.c.memory_mib,
+                _j.c.gpus,
+                _j.c.status_reason,
+                _j.c.updated_at,
+            )
+            .where(_j.c.queue_id == queue_id, _j.c.status == JobStatus.RUNNABLE)
+            .order_by(_j.c.rank, _j.c.root_seq, _j.c.pos)
+            .limit(limit)
+        )
+    )
+
+
+def pending_with_finished_dependency(conn: Connection, limit: int) -> list[int]:
+    """PENDING jobs at least one of whose dependencies has finished: the ones a missed
+    wake-up could leave waiting (checked at start-up and now and then)."""
+    dep = _j.alias("dep")
+    rows = conn.execute(
+        select(_d.c.job_seq)
+        .join(_j, _j.c.seq == _d.c.job_seq)
+        .join(dep, dep.c.seq == _d.c.depends_on_seq)
+        .where(_j.c.status == JobStatus.PENDING, dep.c.status.in_(["SUCCEEDED", "FAILED"]))
+        .distinct()
+        .limit(limit)
+    )
+    return [r[0] for r in rows]
+
+
+def delete_attempt(conn: Connection, attempt_id: int) -> None:
+    from sqlalchemy import delete
+
+    conn.execute(delete(_a).where(_a.c.id == attempt_id))
+
+
+def dependencies_of(
+    conn: Connection, seqs: Iterable[int]
+) -> dict[int, list[tuple[int, str | None]]]:
+    seqs = list(set(seqs))
+    out: dict[int, list[tuple[int, str | None]]] = {s: [] for s in seqs}
+    for i in range(0, len(seqs), 500):
+        for r in conn.execute(select(_d).where(_d.c.job_seq.in_(seqs[i : i + 500]))):
+            out[r.job_seq].append((r.depends_on_seq, r.type))
+    return out
+
+
+def dependents_of(conn: Connection, seqs: Iterable[int]) -> dict[int, list[int]]:
+    """For each finished job, the jobs that named it in dependsOn."""
+    seqs = list(set(seqs))
+    out: dict[int, list[int]] = {}
+    for i in range(0, len(seqs), 500):
+        for r in conn.execute(select(_d).where(_d.c.depends_on_seq.in_(seqs[i : i + 500]))):
+            out.setdefault(r.depends_on_seq, []).append(r.job_seq)
+    return out
+
+
+def transitions_of(conn: Connection, seq: int) -> list[Row]:
+    return list(conn.execute(select(_h).where(_h.c.job_seq == seq).order_by(_h.c.id)))
+
+
+def attempts_of(conn: Connection, seqs: Iterable[int]) -> dict[int, list[Row]]:
+    seqs = list(set(seqs))
+    out: dict[int, list[Row]] = {s: [] for s in seqs}
+    for i in range(0, len(seqs), 500):
+        rows = conn.execute(
+            select(_a)
+            .where(_a.c.job_seq.in_(seqs[i : i + 500]))
+            .order_by(_a.c.job_seq, _a.c.number)
+        )
+        for r in rows:
+            out[r.job_seq].append(r)
+    return out
+
+
+def active_attempts(conn: Connection) -> list[Row]:
+    return list(conn.execute(select(_a).where(_a.c.status.in_(["STARTING", "RUNNING"]))))
+
+
+def attempt_by_stream(conn: Connection, stream: str) -> Row | None:
+    return conn.execute(select(_a).where(_a.c.log_stream == stream)).first()
+
+
+def streams_with_prefix(
+    conn: Connection,
+    prefix: str | None,
+    after_id: int | None,
+    limit: int,
+    descending: bool = False,
+) -> list[Row]:
+    q = select(_a).order_by(_a.c.id.desc() if descending else _a.c.id).limit(limit)
+    if prefix:
+        q = q.where(func.substr(_a.c.log_stream, 1, len(prefix)) == prefix)
+    if after_id is not None:
+        q = q.where(_a.c.id < after_id if descending else _a.c.id > after_id)
+    return list(conn.execute(q))
+
+
+def count_by_status(
+    conn: Connection, queue_ids: Sequence[int] | None = None
+) -> dict[tuple[int, str], int]:
+    q = select(_j.c.queue_id, _j.c.status, func.count()).group_by(_j.c.queue_id, _j.c.status)
+    if queue_ids is not None:
+        q = q.where(_j.c.queue_id.in_(list(queue_ids)))
+    return {(r[0], r[1]): r[2] for r in conn.execute(q)}
+
+
+def unfinished_in_queue(conn: Connection, queue_id: int, limit: int = 10_000) -> list[Job]:
+    rows = conn.execute(
+        select(_j)
+        .where(
+            _j.c.queue_id == queue_id,
+            _j.c.status.in_(["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"]),
+            _j.c.array_size.is_(None),
+        )
+        .limit(limit)
+    )
+    return [to_job(r) for r in rows]
+
+
+def vcpus_in_use(conn: Connection, queue_id: int) -> float:
+    q = select(func.coalesce(func.sum(_j.c.vcpus), 0)).where(
+        _j.c.queue_id == queue_id, _j.c.status.in_(["STARTING", "RUNNING"])
+    )
+    return float(conn.execute(q).scalar() or 0)
+
+
+def busy_queue_ids(conn: Connection) -> set[int]:
+    """Queues that still hold unfinished jobs."""
+    rows = conn.execute(
+        select(_j.c.queue_id)
+        .where(_j.c.status.in_([s.value for s in JobStatus if s not in ("SUCCEEDED", "FAILED")]))
+        .distinct()
+    )
+    return {r[0] for r in rows}
+
+
+# ---- writes ---------------------------------------------------------------------------------
+
+
+def insert_jobs(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(_j), rows)
+
+
+def seqs_for_ids(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for i in range(0, len(ids), 500):
+        for r in conn.execute(select(_j.c.id, _j.c.seq).where(_j.c.id.in_(ids[i : i + 500]))):
+            out[r.id] = r.seq
+    return out
+
+
+def insert_dependencies(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(_d), rows)
+
+
+def record_history(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(_h), rows)
+
+
+@dataclass(slots=True)
+class Change:
+    """One status change: applied only if the job is still ``src``."""
+
+    seq: int
+    job_id: str
+    src: JobStatus | None
+    dst: JobStatus
+    reason: str | None
+    values: dict[str, Any] = field(default_factory=dict)
+    parent_seq: int | None = None  # an array child's parent, whose counts follow
+
+
+def apply_transitions(conn: Connection, changes: Sequence[Change], now: int) -> list[Change]:
+    """Compare-and-set each change, record its history, keep array parents' counts, and
+    finish parents whose last child finished. Returns the changes applied (parents' too)."""
+    applied: list[Change] = []
+    history = []
+    deltas: dict[int, dict[str, int]] = {}
+    for c in changes:
+        check_transition(c.job_id, c.src, c.dst)
+        values = {"status": c.dst.value, "updated_at": now, **c.values}
+        if c.reason is not None:
+            values["status_reason"] = c.reason
+        if c.dst in TERMINAL and "stopped_at" not in values:
+            values["stopped_at"] = now
+        result = conn.execute(
+            update(_j).where(_j.c.seq == c.seq, _j.c.status == c.src).values(**values)
+        )
+        if result.rowcount != 1:
+            continue
+        applied.append(c)
+        history.append(
+            {
+                "job_seq": c.seq,
+                "at": now,
+                "from_status": c.src,
+                "to_status": c.dst,
+                "reason": c.reason,
+            }
+        )
+        if c.parent_seq is not None:
+            delta = deltas.setdefault(c.parent_seq, {})
+            if c.src is not None:
+                delta[c.src.value] = delta.get(c.src.value, 0) - 1
+            delta[c.dst.value] = delta.get(c.dst.value, 0) + 1
+    record_history(conn, history)
+    if deltas:
+        applied += _update_parents(conn, deltas, now)
+    return applied
+
+
+def _update_parents(conn: Connection, deltas: dict[int, dict[str, int]], now: int) -> list[Change]:
+    q = select(_j).where(_j.c.seq.in_(list(deltas)))
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    finished = []
+    for row in conn.execute(q).all():
+        parent = to_job(row)
+        counts = arrays.apply_delta(parent.array_counts or {}, deltas[parent.seq])
+        conn.execute(
+            update(_j).where(_j.c.seq == parent.seq).values(array_counts=counts, updated_at=now)
+        )
+        done = arrays.outcome(counts, parent.array_size or 0)
+        if done is not None and parent.status not in TERMINAL:
+            status, reason = done
+            if parent.is_cancelled or parent.is_terminated:
+                reason = parent.status_reason or reason
+            finished.append(Change(parent.seq, parent.id, parent.status, status, reason))
+    return apply_transitions(conn, finished, now) if finished else []
+
+
+def update_job(conn: Connection, seq: int, **values: Any) -> None:
+    conn.execute(update(_j).where(_j.c.seq == seq).values(**values))
+
+
+def update_jobs(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Bulk updates: each row holds ``b_seq`` and the columns to set."""
+    if not rows:
+        return
+    from sqlalchemy import bindparam
+
+    keys = [k for k in rows[0] if k != "b_seq"]
+    stmt = update(_j).where(_j.c.seq == bindparam("b_seq")).values({k: bindparam(k) for k in keys})
+    conn.execute(stmt, rows)
+
+
+def insert_attempts(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    ids = []
+    for row in rows:
+        ids.append(conn.execute(insert(_a).values(**row)).inserted_primary_key[0])
+    return ids
+
+
+def update_attempt(conn: Connection, attempt_id: int, **values: Any) -> None:
+    conn.execute(update(_a).where(_a.c.id == attempt_id).values(**values))
+
+
+def finished_before(conn: Connection, cutoff: int, limit: int) -> list[int]:
+    rows = conn.execute(
+        select(_j.c.seq)
+        .where(
+            _j.c.stopped_at < cutoff,
+            _j.c.status.in_(["SUCCEEDED", "FAILED"]),
+            _j.c.parent_seq.is_(None),
+        )
+        .limit(limit)
+    )
+    return [r[0] for r in rows]
+
+
+def delete_jobs(conn: Connection, seqs: Sequence[int]) -> list[str]:
+    """Delete jobs (with their children, attempts, history and dependency rows); returns
+    the log streams of the deleted attempts, for the caller to remove after commit."""
+    from sqlalchemy import delete
+
+    if not seqs:
+        return []
+    seqs = list(seqs)
+    kids = []
+    for i in range(0, len(seqs), 500):
+        chunk = seqs[i : i + 500]
+        kids += [r[0] for r in conn.execute(select(_j.c.seq).where(_j.c.parent_seq.in_(chunk)))]
+    everything = seqs + kids
+    streams: list[str] = []
+    for i in range(0, len(everything), 500):
+        chunk = everything[i : i + 500]
+        streams += [
+            r[0] for r in conn.execute(select(_a.c.log_stream).where(_a.c.job_seq.in_(chunk)))
+        ]
+        conn.execute(delete(_h).where(_h.c.job_seq.in_(chunk)))
+        conn.execute(delete(_a).where(_a.c.job_seq.in_(chunk)))
+        conn.execute(delete(_d).where(or_(_d.c.job_seq.in_(chunk), _d.c.depends_on_seq.in_(chunk))))
+        conn.execute(delete(_j).where(_j.c.seq.in_(chunk)))
+    return streams
+
+
+__all__ = ["Change", "JobFilter", "and_"]

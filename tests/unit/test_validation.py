@@ -1,0 +1,162 @@
+"""Request validation against the model's input shapes: everything the shape states is checked,
+and each failure names the field, what was sent and what is accepted."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from batchyard.api.model import batch_model
+from batchyard.api.validation import validate
+from batchyard.errors import InvalidRequest
+from support.strategies import wire_values
+
+MODEL = batch_model()
+INPUTS = [
+    (name, MODEL.operation_model(name).input_shape)
+    for name in MODEL.operation_names
+    if MODEL.operation_model(name).input_shape is not None
+]
+
+
+def problem(operation: str, params: Any) -> str:
+    with pytest.raises(InvalidRequest) as caught:
+        validate(params, MODEL.operation_model(operation).input_shape, operation)
+    message = caught.value.message
+    assert message.startswith(f"Invalid {operation} request: ")
+    return message
+
+
+QUEUE = {"jobQueueName": "q", "priority": 1}
+
+
+@pytest.mark.parametrize(
+    ("operation", "params", "expected"),
+    [
+        ("CreateJobQueue", {}, "jobQueueName: required parameter is missing"),
+        ("CreateJobQueue", {**QUEUE, "priority": None}, "priority: required parameter is missing"),
+        ("CreateJobQueue", {**QUEUE, "nope": 1}, "nope: unknown parameter; valid parameters are:"),
+        ("CreateJobQueue", {**QUEUE, "priority": "1"}, 'expected an integer, got a string "1"'),
+        ("CreateJobQueue", {**QUEUE, "priority": True}, "expected an integer, got a boolean"),
+        ("CreateJobQueue", {**QUEUE, "priority": 1.0}, "expected an integer, got a number 1.0"),
+        ("CreateJobQueue", {**QUEUE, "priority": 2**31}, "2147483648 is out of range"),
+        ("CreateJobQueue", {**QUEUE, "state": "on"}, 'state: invalid value "on"; valid values'),
+        ("CreateJobQueue", {**QUEUE, "jobQueueName": 7}, "jobQueueName: expected a string, got"),
+        ("CreateJobQueue", {**QUEUE, "jobQueueName": "a\x00"}, "contains a NUL character"),
+        ("CreateJobQueue", {**QUEUE, "tags": []}, "tags: expected an object of key-value pairs"),
+        ("CreateJobQueue", {**QUEUE, "tags": {}}, "tags: has 0 entries; at least 1 required"),
+        ("CreateJobQueue", {**QUEUE, "tags": {"k": None}}, "tags.k: null is not allowed"),
+        ("CreateJobQueue", {**QUEUE, "tags": {"": "v"}}, 'tags key "": has 0 characters'),
+        ("CreateJobQueue", {**QUEUE, "tags": {"k": 1}}, "tags.k: expected a string"),
+        (
+            "CreateJobQueue",
+            {**QUEUE, "computeEnvironmentOrder": [None]},
+            "computeEnvironmentOrder[0]: null is not allowed in a list",
+        ),
+        (
+            "CreateJobQueue",
+            {**QUEUE, "computeEnvironmentOrder": [{"order": 1}]},
+            "computeEnvironmentOrder[0].computeEnvironment: required parameter is missing",
+        ),
+        ("CreateJobQueue", {**QUEUE, "computeEnvironmentOrder": "ce"}, "expected a list, got a"),
+        ("CreateJobQueue", [QUEUE], "request: expected an object, got a list"),
+        ("UntagResource", {"resourceArn": "a", "tagKeys": []}, "tagKeys: has 0 items; at least"),
+        (
+            "UpdateConsumableResource",
+            {"consumableResource": "c", "clientToken": "t" * 65},
+            "clientToken: has 65 characters; at most 64 allowed",
+        ),
+        (
+            "CreateConsumableResource",
+            {"consumableResourceName": "c", "totalQuantity": 2**63},
+            "out of range; it must be between -9223372036854775808 and 9223372036854775807",
+        ),
+        (
+            "RegisterJobDefinition",
+            {"jobDefinitionName": "d", "type": "container", "propagateTags": "yes"},
+            'propagateTags: expected true or false, got a string "yes"',
+        ),
+        (
+            "CreateSchedulingPolicy",
+            {"name": "p", "fairsharePolicy": {"computeReservation": "5"}},
+            "fairsharePolicy.computeReservation: expected an integer",
+        ),
+        (
+            "CreateSchedulingPolicy",
+            {
+                "name": "p",
+                "fairsharePolicy": {
+                    "shareDistribution": [{"shareIdentifier": "a", "weightFactor": "1"}]
+                },
+            },
+            "fairsharePolicy.shareDistribution[0].weightFactor: expected a number",
+        ),
+    ],
+)
+def test_each_failure_is_named(operation, params, expected):
+    assert expected in problem(operation, params)
+
+
+def test_every_failure_is_reported_up_to_ten():
+    message = problem("CreateJobQueue", {f"unknown{i}": i for i in range(12)})
+    assert message.count("unknown parameter") == 8  # plus the two missing required members
+    assert "jobQueueName: required parameter is missing" in message
+    assert message.endswith("(and 4 more)")
+
+
+def test_long_values_are_shortened_in_messages():
+    message = problem("CreateJobQueue", {**QUEUE, "priority": "9" * 500})
+    assert "..." in message and len(message) < 200
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_values_built_from_the_model_are_accepted(data):
+    name, shape = data.draw(st.sampled_from(INPUTS), label="operation")
+    validate(data.draw(wire_values(shape), label="request"), shape, name)
+
+
+def _leaves(value: Any, shape: Any, path: str) -> list[tuple[str, Any, list[Any]]]:
+    """(path, shape, route) for every scalar inside structures and lists."""
+    found = []
+    if shape.type_name == "structure":
+        for name, member in value.items():
+            sub = f"{path}.{name}" if path else name
+            found += [(p, s, [name, *r]) for p, s, r in _leaves(member, shape.members[name], sub)]
+    elif shape.type_name == "list":
+        for i, item in enumerate(value):
+            found += [(p, s, [i, *r]) for p, s, r in _leaves(item, shape.member, f"{path}[{i}]")]
+    elif shape.type_name not in ("map",):
+        found.append((path, shape, []))
+    return found
+
+
+WRONG = {
+    "string": 12,
+    "integer": "12",
+    "long": "12",
+    "float": "1.5",
+    "double": "1.5",
+    "boolean": "true",
+}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_a_wrong_type_anywhere_is_refused_and_located(data):
+    name, shape = data.draw(st.sampled_from(INPUTS), label="operation")
+    request = data.draw(wire_values(shape), label="request")
+    leaves = _leaves(request, shape, "")
+    if not leaves:
+        return
+    path, leaf, route = data.draw(st.sampled_from(leaves), label="leaf")
+    broken = copy.deepcopy(request)
+    target = broken
+    for step in route[:-1]:
+        target = target[step]
+    target[route[-1]] = WRONG[leaf.type_name]
+    assert f"{path}: expected" in problem(name, broken)
