@@ -29,6 +29,7 @@ from batchyard.scheduler.jobs import JobScheduler
 from batchyard.scheduler.loop import Scheduler
 from batchyard.scheduler.resources import ResourceReconciler
 from batchyard.service.context import Context
+from batchyard.service.insight import Insight
 from batchyard.service.logs import Logs
 from batchyard.service.pagination import Tokens
 from batchyard.service.services import Services
@@ -86,6 +87,7 @@ class Runtime:
         )
         self.services = Services(ctx)
         self.logs_service = Logs(ctx, self.logs)
+        self.insight = Insight(ctx, self.reconciler.capacity)
 
     def _busy(self) -> tuple[set[str], set[int]]:
         """Compute environments with attempts in flight, and queues with unfinished jobs."""

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from batchyard.api import extensions
 from batchyard.api import logs as logs_api
 from batchyard.api.model import batch_model
 from batchyard.api.operations import Env, load_handlers
@@ -77,6 +78,7 @@ def create_app(runtime: Runtime) -> Starlette:
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
+            *extensions.routes(runtime.insight),
             Route("/{path:path}", aws, methods=_METHODS),
         ],
         lifespan=runtime.lifespan,

@@ -72,7 +72,10 @@ class Job:
     array_size: int | None
     array_index: int | None
     node_index: int | None
-    scheduling_priority: int
+    rank: int
+    root_seq: int
+    pos: int
+    scheduling_priority: int | None
     share_identifier: str | None
     vcpus: float
     memory_mib: int

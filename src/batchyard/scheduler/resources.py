@@ -20,7 +20,7 @@ from batchyard.domain.resources import (
     VALID,
     ComputeEnvironment,
 )
-from batchyard.providers.base import Check, Provider
+from batchyard.providers.base import Capacity, Check, Provider
 from batchyard.service.context import RESOURCES
 from batchyard.store import resources as repo
 from batchyard.store.db import Store
@@ -96,6 +96,11 @@ class ResourceReconciler:
                     self.waiting = True
             changed = True
         return changed
+
+    def capacity(self, name: str) -> Capacity | None:
+        """What the compute environment ``name`` can run at once, as its provider said."""
+        check = self.checks.get(name)
+        return check.capacity if check is not None else None
 
     async def _check(self, ce: ComputeEnvironment) -> tuple[str, str, Check | None]:
         """Ask the compute environment's provider; a provider failure makes it INVALID."""

@@ -40,6 +40,9 @@ def to_job(row: Row) -> Job:
         array_size=row.array_size,
         array_index=row.array_index,
         node_index=row.node_index,
+        rank=row.rank,
+        root_seq=row.root_seq,
+        pos=row.pos,
         scheduling_priority=row.scheduling_priority,
         share_identifier=row.share_identifier,
         vcpus=row.vcpus,
@@ -274,7 +277,12 @@ def streams_with_prefix(
 def count_by_status(
     conn: Connection, queue_ids: Sequence[int] | None = None
 ) -> dict[tuple[int, str], int]:
-    q = select(_j.c.queue_id, _j.c.status, func.count()).group_by(_j.c.queue_id, _j.c.status)
+    """Jobs per (queue, status); array parents are not counted, their children are."""
+    q = (
+        select(_j.c.queue_id, _j.c.status, func.count())
+        .where(_j.c.array_size.is_(None))
+        .group_by(_j.c.queue_id, _j.c.status)
+    )
     if queue_ids is not None:
         q = q.where(_j.c.queue_id.in_(list(queue_ids)))
     return {(r[0], r[1]): r[2] for r in conn.execute(q)}
@@ -291,6 +299,39 @@ def unfinished_in_queue(conn: Connection, queue_id: int, limit: int = 10_000) ->
         .limit(limit)
     )
     return [to_job(r) for r in rows]
+
+
+def usage_by_environment(conn: Connection) -> dict[str, tuple[float, int, int, int]]:
+    """Per compute environment: (vCPUs, MiB, GPUs, attempts) of the attempts in flight."""
+    rows = conn.execute(
+        select(
+            _a.c.compute_environment,
+            func.sum(_j.c.vcpus),
+            func.sum(_j.c.memory_mib),
+            func.sum(_j.c.gpus),
+            func.count(),
+        )
+        .join(_j, _j.c.seq == _a.c.job_seq)
+        .where(_a.c.status.in_(["STARTING", "RUNNING"]))
+        .group_by(_a.c.compute_environment)
+    )
+    return {r[0]: (float(r[1] or 0), int(r[2] or 0), int(r[3] or 0), int(r[4])) for r in rows}
+
+
+def ahead_in_queue(conn: Connection, job: Job, limit: int = 5) -> tuple[int, list[str]]:
+    """How many RUNNABLE jobs of the queue come before ``job`` in dispatch order, and the
+    first few of them."""
+    before = or_(
+        _j.c.rank < job.rank,
+        and_(_j.c.rank == job.rank, _j.c.root_seq < job.root_seq),
+        and_(_j.c.rank == job.rank, _j.c.root_seq == job.root_seq, _j.c.pos < job.pos),
+    )
+    where = (_j.c.queue_id == job.queue_id, _j.c.status == JobStatus.RUNNABLE, before)
+    count = conn.execute(select(func.count()).select_from(_j).where(*where)).scalar() or 0
+    first = conn.execute(
+        select(_j.c.id).where(*where).order_by(_j.c.rank, _j.c.root_seq, _j.c.pos).limit(limit)
+    )
+    return int(count), [r[0] for r in first]
 
 
 def vcpus_in_use(conn: Connection, queue_id: int) -> float:
