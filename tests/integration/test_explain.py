@@ -23,7 +23,9 @@ def test_explain_each_waiting_reason(batch, server, unique):
     wait_job(batch, running, until={"RUNNING"})
     waiting = batch.submit_job(jobName="w", jobQueue=queue, jobDefinition=sleeper)["jobId"]
     stuck = batch.submit_job(jobName="s", jobQueue=queue, jobDefinition=huge)["jobId"]
-    after = batch.submit_job(jobName="a", jobQueue=queue, jobDefinition=sleeper, dependsOn=[{"jobId": waiting}])["jobId"]
+    after = batch.submit_job(
+        jobName="a", jobQueue=queue, jobDefinition=sleeper, dependsOn=[{"jobId": waiting}]
+    )["jobId"]
 
     e = explain(server, running)
     assert e["summary"].startswith("RUNNING on " + ce)
@@ -50,7 +52,9 @@ def test_explain_each_waiting_reason(batch, server, unique):
 def test_explain_failure_and_history(batch, server, unique):
     queue = setup_queue(batch, unique)
     jd = register(batch, unique, ["sh", "-c", "exit 5"])
-    job_id = batch.submit_job(jobName="f", jobQueue=queue, jobDefinition=jd, retryStrategy={"attempts": 2})["jobId"]
+    job_id = batch.submit_job(
+        jobName="f", jobQueue=queue, jobDefinition=jd, retryStrategy={"attempts": 2}
+    )["jobId"]
     wait_job(batch, job_id)
     e = explain(server, job_id)
     assert e["summary"].startswith("FAILED after 2 attempt(s)")
