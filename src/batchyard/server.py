@@ -25,7 +25,8 @@ from batchyard.config import ConfigError, Settings
 from batchyard.logs.store import LogStore
 from batchyard.providers.base import Provider
 from batchyard.providers.local import LocalProvider
-from batchyard.scheduler.jobs import JobScheduler
+from batchyard.providers.ray import ray_provider
+from batchyard.scheduler.jobs import SWEEP, JobScheduler
 from batchyard.scheduler.loop import Scheduler
 from batchyard.scheduler.resources import ResourceReconciler
 from batchyard.service.context import Context
@@ -62,7 +63,10 @@ class Runtime:
                 run_as=settings.run_as,
             )
         }
-        self.scheduler = Scheduler()
+        ray = ray_provider(settings, self.store)  # None without the extra [ray]
+        if ray is not None:
+            self.providers["ray"] = ray
+        self.scheduler = Scheduler(self.store)
         self.reconciler = ResourceReconciler(self.store, self.providers, self._busy)
         self.jobs = JobScheduler(
             self.store,
@@ -81,13 +85,27 @@ class Runtime:
             store=self.store,
             settings=settings,
             tokens=Tokens(self.store.secret("token_secret")),
-            wake=self.scheduler.wake,
+            wake=self.wake,
             providers=frozenset(self.providers),
-            finished=self.jobs.finished,
+            finished=self.finished,
         )
         self.services = Services(ctx)
         self.logs_service = Logs(ctx, self.logs)
         self.insight = Insight(ctx, self.reconciler.capacity)
+
+    def wake(self, topic: str) -> None:
+        """After a committed change: wake the scheduler here, or the leader elsewhere."""
+        if self.scheduler.leadership.leading:
+            self.scheduler.wake(topic)
+        else:
+            self.store.notify(topic)
+
+    def finished(self, seqs: list[int]) -> None:
+        """Jobs the service ended (cancel): their dependents are the leader's business."""
+        if self.scheduler.leadership.leading:
+            self.jobs.finished(seqs)
+        else:
+            self.store.notify(SWEEP)
 
     def _busy(self) -> tuple[set[str], set[int]]:
         """Compute environments with attempts in flight, and queues with unfinished jobs."""

@@ -135,7 +135,7 @@ class ServerProcess:
             region_name="us-east-1",
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
-            config=Config(retries={"max_attempts": 1}, **config),
+            config=Config(**{"retries": {"max_attempts": 1}, **config}),
         )
         if check:
             c.meta.events.register("after-call", check_response)

@@ -99,6 +99,11 @@ class Provider:
         """Can ``ce`` work, and what can it give (bounded by its maxvCpus)?"""
         raise NotImplementedError
 
+    def claim_ref(self) -> dict[str, Any]:
+        """What to record with an attempt when it is claimed, before it is launched, so that
+        whoever reconciles it later knows where to ask (e.g. which agent)."""
+        return {}
+
     async def launch(self, specs: list[LaunchSpec]) -> None:
         """Start these attempts; each is reported as started or exited later."""
         raise NotImplementedError

@@ -48,6 +48,7 @@ S = JobStatus
 EXITED_REASON = "Essential container in task exited"
 TIMEOUT_REASON = "Job attempt duration exceeded timeout"
 SWEEP_SECONDS = 60.0
+SWEEP = "sweep"  # a topic: look for PENDING jobs whose dependencies ended (sent by followers)
 MAX_CANDIDATES = 256
 HEAD_WAITS = 3  # waiting jobs per queue whose statusReason each pass keeps current
 
@@ -129,6 +130,13 @@ class JobScheduler:
     # ---- start-up -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Take over (at start-up, or when this server becomes the leader): rebuild the
+        attempts in flight from the store and reconcile them with the providers."""
+        self.running.clear()
+        self._started.clear()
+        self._exited.clear()
+        self._topology = None
+        self._next_sweep = 0.0
         for provider in self.providers.values():
             await provider.start(self)
         with self.store.read() as conn:
@@ -178,7 +186,7 @@ class JobScheduler:
         claims: list[tuple[Running, LaunchSpec]] = []
         kills: list[Running] = []
         acks: list[int] = []
-        sweep = time.monotonic() >= self._next_sweep
+        sweep = time.monotonic() >= self._next_sweep or SWEEP in topics
         with self.store.write(durable=False) as conn:
             now = now_ms()
             self._record_started(conn, started, now)
@@ -317,7 +325,31 @@ class JobScheduler:
                 usage=e.usage,
             )
             changes.append(change)
-        for c in repo.apply_transitions(conn, changes, now):
+        applied = repo.apply_transitions(conn, changes, now)
+        # A success that lost its race against TerminateJob (committed after we read the
+        # job) ends as the termination asked: FAILED with its reason.
+        done = {c.seq for c in applied}
+        lost = [c for c in changes if c.unless_terminated and c.seq not in done]
+        if lost:
+            current = repo.jobs_by_seqs(conn, [c.seq for c in lost])
+            applied += repo.apply_transitions(
+                conn,
+                [
+                    repo.Change(
+                        c.seq,
+                        c.job_id,
+                        c.src,
+                        S.FAILED,
+                        current[c.seq].status_reason or "Terminated by TerminateJob",
+                        c.values,
+                        parent_seq=c.parent_seq,
+                    )
+                    for c in lost
+                    if c.seq in current and current[c.seq].is_terminated
+                ],
+                now,
+            )
+        for c in applied:
             if c.dst in TERMINAL:
                 finished.add(c.seq)
         return finished
@@ -335,6 +367,7 @@ class JobScheduler:
                     EXITED_REASON,
                     values,
                     parent_seq=job.parent_seq,
+                    unless_terminated=True,
                 ),
                 "SUCCEEDED",
                 EXITED_REASON,
@@ -367,6 +400,7 @@ class JobScheduler:
                     S.RUNNABLE,
                     f"Attempt {r.number} failed ({why}); retrying: {decision.why}",
                     parent_seq=job.parent_seq,
+                    unless_terminated=True,
                 ),
                 "FAILED",
                 why,
@@ -608,7 +642,7 @@ class JobScheduler:
                         "provider": ce.provider,
                         "status": "STARTING",
                         "log_stream": stream,
-                        "provider_ref": {"pool": pool},
+                        "provider_ref": {"pool": pool, **self.providers[ce.provider].claim_ref()},
                     }
                 ],
             )

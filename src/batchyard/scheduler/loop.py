@@ -14,13 +14,17 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable
 
+from batchyard.scheduler.leader import Leadership
+from batchyard.store.db import Store
+
 log = logging.getLogger(__name__)
 
 Pass = Callable[[set[str]], Awaitable[bool]]
 
 
 class Scheduler:
-    def __init__(self) -> None:
+    def __init__(self, store: Store) -> None:
+        self.leadership = Leadership(store, self.wake)
         self._passes: list[Pass] = []
         self._on_start: list[Callable[[], Awaitable[None]]] = []
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
@@ -97,16 +101,29 @@ class Scheduler:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._event = asyncio.Event()
-        self._event.set()  # the first pass picks up whatever the store holds
-        try:
-            for hook in self._on_start:
-                await hook()
-        finally:
-            self._started.set()
+        self._started.set()  # the API serves from now on, leader or not
         while not self._stopping:
+            if not await self.leadership.acquire(lambda: self._stopping):
+                break
+            try:
+                for hook in self._on_start:
+                    await hook()
+                self._event.set()  # the first pass picks up whatever the store holds
+                await self._passes_while_leading()
+            finally:
+                for hook in self._on_stop:
+                    try:
+                        await hook()
+                    except Exception:
+                        log.exception("scheduler stop hook failed")
+                await self.leadership.release()
+
+    async def _passes_while_leading(self) -> None:
+        assert self._event is not None and self._loop is not None
+        while not self._stopping and self.leadership.leading:
             await self._event.wait()
             self._event.clear()
-            if self._stopping:
+            if self._stopping or not self.leadership.leading:
                 break
             with self._lock:
                 topics, self._topics = self._topics, set()
@@ -120,8 +137,3 @@ class Scheduler:
             self.rounds += 1
             if again:
                 self._event.set()
-        for hook in self._on_stop:
-            try:
-                await hook()
-            except Exception:
-                log.exception("scheduler stop hook failed")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from batchyard.domain import checks, params, requirements, retry
 from batchyard.domain.clock import now_ms
@@ -27,6 +28,10 @@ from batchyard.store import resources as repo
 
 S = JobStatus
 MIN_ARRAY, MAX_ARRAY = 2, 10_000
+# A tag that makes SubmitJob idempotent (AWS's has no token): the same token for the same
+# queue and job name within 24 hours returns the first job instead of creating another.
+CLIENT_TOKEN_TAG = "batchyard:client-token"
+CLIENT_TOKEN_TTL_MS = 24 * 3600 * 1000
 RESERVED_ENV_PREFIX = "AWS_BATCH"
 
 
@@ -136,14 +141,38 @@ class Submitter:
                 f"dependsOn lists {len(sub.depends_on or [])} jobs; a job can depend on at most "
                 f"{MAX_DEPENDENCIES}"
             )
+        token = tags.get(CLIENT_TOKEN_TAG)
+        for _ in range(3):  # a concurrent submission with the same token: read its job
+            try:
+                job, created = self._store(sub, tags, token)
+                break
+            except IntegrityError:
+                if token is None:
+                    raise
+        else:  # pragma: no cover - three conflicts in a row
+            raise Conflict(f"SubmitJob with {CLIENT_TOKEN_TAG} {token!r} conflicted; retry")
+        if created:
+            self.ctx.wake(JOBS)
+        return job
+
+    def _store(self, sub: Submission, tags: dict[str, str], token: str | None) -> tuple[Job, bool]:
+        """One transaction: the job (or, for a token seen within 24 h, the first job)."""
         now = now_ms()
+        job_id = str(uuid.uuid4())
         with self.ctx.store.write() as conn:
             queue = self._queue(conn, sub.queue)
+            if token is not None:
+                scope = f"SubmitJob:{queue.id}:{sub.name}"
+                seen = repo.idempotent_result(conn, scope, token, now - CLIENT_TOKEN_TTL_MS)
+                if seen is not None:
+                    first = jobs_repo.job_by_id(conn, seen[1]["job_id"])
+                    if first is not None:
+                        return first, False
+                # claimed first: a concurrent twin now waits on this row, then conflicts
+                repo.remember_result(conn, scope, token, "", {"job_id": job_id}, now)
             jd = self._definition(conn, sub.job_definition)
-            plan = self._plan(conn, sub, queue, jd, tags, now)
-            job = plan.store(conn)
-        self.ctx.wake(JOBS)
-        return job
+            plan = self._plan(conn, sub, queue, jd, tags, now, job_id)
+            return plan.store(conn), True
 
     def _check_timeout(self, timeout: dict[str, Any] | None) -> None:
         seconds = (timeout or {}).get("attempt_duration_seconds")
@@ -195,6 +224,7 @@ class Submitter:
         jd: JobDefinition,
         tags: dict[str, str],
         now: int,
+        job_id: str,
     ) -> _Plan:
         has_policy = queue.scheduling_policy is not None
         if has_policy and not sub.share_identifier:
@@ -249,7 +279,6 @@ class Submitter:
             "gpus": need.gpus,
         }
         plan = _Plan(now)
-        job_id = str(uuid.uuid4())
         waits, n_to_n, sequential = self._dependencies(conn, job_id, deps, sub.array_size, plan)
         if sequential:
             spec["sequential"] = True

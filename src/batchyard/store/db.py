@@ -113,6 +113,19 @@ class Store:
                 if self.dialect == "sqlite" and not durable:
                     raw.execute("PRAGMA synchronous=FULL")
 
+    def conninfo(self) -> str:
+        """A libpq connection string for PostgreSQL (for connections outside the pool)."""
+        return self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def notify(self, topic: str) -> None:
+        """Wake the scheduler of whichever server leads (PostgreSQL only; see
+        :mod:`batchyard.scheduler.leader`)."""
+        if self.dialect != "postgresql":
+            return
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT pg_notify('batchyard', :topic)"), {"topic": topic})
+            conn.commit()
+
     def check(self) -> None:
         """Fail early, with the reason, when the database cannot be reached."""
         try:

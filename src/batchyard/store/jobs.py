@@ -388,6 +388,7 @@ class Change:
     reason: str | None
     values: dict[str, Any] = field(default_factory=dict)
     parent_seq: int | None = None  # an array child's parent, whose counts follow
+    unless_terminated: bool = False  # also require that nobody asked to terminate the job
 
 
 def apply_transitions(conn: Connection, changes: Sequence[Change], now: int) -> list[Change]:
@@ -404,7 +405,13 @@ def apply_transitions(conn: Connection, changes: Sequence[Change], now: int) -> 
         if c.dst in TERMINAL and "stopped_at" not in values:
             values["stopped_at"] = now
         result = conn.execute(
-            update(_j).where(_j.c.seq == c.seq, _j.c.status == c.src).values(**values)
+            update(_j)
+            .where(
+                _j.c.seq == c.seq,
+                _j.c.status == c.src,
+                *((_j.c.is_terminated.is_(False),) if c.unless_terminated else ()),
+            )
+            .values(**values)
         )
         if result.rowcount != 1:
             continue

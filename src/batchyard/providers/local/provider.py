@@ -31,6 +31,7 @@ from batchyard.providers.base import (
     Started,
 )
 from batchyard.providers.local import wire
+from batchyard.providers.local.link import AgentLink, exited
 
 log = logging.getLogger(__name__)
 POOL = "local"
@@ -73,11 +74,8 @@ class LocalProvider(Provider):
         self.log_limit_bytes = log_limit_bytes
         self.enforce_limits = enforce_limits
         self.events: Events | None = None
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._read_task: asyncio.Task[None] | None = None
-        self._state: asyncio.Future[dict[str, Any]] | None = None
-        self._active: set[int] = set()  # attempts handed to the current agent
+        self.links: dict[str, AgentLink] = {}  # by socket path: ours, and adopted ones
+        self.owner: dict[int, AgentLink] = {}  # attempt id -> the agent running it
         self._closing = False
 
     # ---- capacity ---------------------------------------------------------------------
@@ -108,20 +106,32 @@ class LocalProvider(Provider):
             )
         return Check(True, reason, cap, pool=POOL, pool_capacity=self.host)
 
-    # ---- the agent ----------------------------------------------------------------------
+    # ---- the agents ---------------------------------------------------------------------
+
+    @property
+    def socket(self) -> Path:
+        return self.home / wire.SOCKET
 
     async def start(self, events: Events) -> None:
         self.events = events
-        await self._connect()
+        self._closing = False
+        self.links.clear()
+        self.owner.clear()
+        await self._own_link()
 
-    async def _connect(self) -> None:
+    async def _own_link(self) -> AgentLink:
+        """The link to this server's agent, starting the agent if none answers."""
+        link = self.links.get(str(self.socket))
+        if link is not None:
+            return link
+        assert self.events is not None
         self.home.mkdir(parents=True, exist_ok=True)
-        path = str(self.home / wire.SOCKET)
+        link = AgentLink(self.socket, self.events, self._link_closed)
         deadline = time.monotonic() + 30
         spawned = False
         while True:
             try:
-                self._reader, self._writer = await asyncio.open_unix_connection(path, limit=1 << 26)
+                await link.connect()
                 break
             except (FileNotFoundError, ConnectionRefusedError):
                 if not spawned:
@@ -132,9 +142,16 @@ class LocalProvider(Provider):
                         f"the local agent did not start; see {self.home / wire.LOG_FILE}"
                     ) from None
                 await asyncio.sleep(0.02)
-        self._state = asyncio.get_running_loop().create_future()
-        self._read_task = asyncio.create_task(self._read_loop(), name="batchyard-agent-reader")
-        self._send({"op": "hello", "version": wire.VERSION})
+        self.links[str(self.socket)] = link
+        return link
+
+    def _link_closed(self, link: AgentLink) -> None:
+        self.links.pop(str(link.path), None)
+        for attempt in [a for a, p in self.owner.items() if p is link]:
+            del self.owner[attempt]
+        if link.path == self.socket and not self._closing:
+            # our own agent died: start a new one for the jobs to come
+            asyncio.get_running_loop().create_task(self._own_link())
 
     def _spawn_agent(self) -> None:
         cmd = [sys.executable, "-m", "batchyard.providers.local.agent", "--dir", str(self.home)]
@@ -152,66 +169,13 @@ class LocalProvider(Provider):
             )
         log.info("started the local agent for %s", self.home)
 
-    def _send(self, message: dict[str, Any]) -> None:
-        if self._writer is None or self._writer.is_closing():
-            raise ConnectionError("the local agent is not connected")
-        self._writer.write(wire.encode(message))
-
-    async def _read_loop(self) -> None:
-        assert self._reader is not None
-        try:
-            while True:
-                line = await self._reader.readline()
-                if not line:
-                    break
-                self._dispatch(wire.decode(line))
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("local agent connection failed")
-        if not self._closing:
-            await self._agent_lost()
-
-    def _dispatch(self, msg: dict[str, Any]) -> None:
-        assert self.events is not None
-        op = msg.get("op")
-        if op == "state":
-            if self._state is not None and not self._state.done():
-                self._state.set_result(msg)
-        elif op == "started":
-            self.events.started(
-                [Started(i["id"], i["at"], {"pid": i["pid"]}) for i in msg["items"]]
-            )
-        elif op == "exited":
-            self.events.exited([_exited(i) for i in msg["items"]])
-
-    async def _agent_lost(self) -> None:
-        """The agent died under us: its jobs' exit statuses are gone with it. Stop whatever it
-        left running (a retry must not run beside a survivor) and report them lost."""
-        log.error("the local agent went away; %d running attempts are lost", len(self._active))
-        lost = sorted(self._active)
-        self._active.clear()
-        assert self.events is not None
-        self.events.exited(
-            [
-                Exited(
-                    attempt_id=a,
-                    at=now_ms(),
-                    exit_code=None,
-                    reason="batchyard's local agent stopped while the job ran; its exit status "
-                    "is unknown",
-                )
-                for a in lost
-            ]
-        )
-        with contextlib.suppress(Exception):
-            await self._connect()
-
     # ---- the provider interface -------------------------------------------------------------
 
+    def claim_ref(self) -> dict[str, Any]:
+        return {"agent": str(self.socket)}
+
     async def launch(self, specs: list[LaunchSpec]) -> None:
+        link = await self._own_link()
         items = [
             {
                 "id": s.attempt_id,
@@ -225,81 +189,123 @@ class LocalProvider(Provider):
             }
             for s in specs
         ]
-        self._active.update(s.attempt_id for s in specs)
-        self._send({"op": "launch", "items": items})
-        await self._drain()
+        for s in specs:
+            link.active.setdefault(s.attempt_id, None)
+            self.owner[s.attempt_id] = link
+        link.send({"op": "launch", "items": items})
+        await link.drain()
 
     async def terminate(self, attempt_ids: list[int], grace_seconds: float) -> None:
-        self._send(
-            {"op": "kill", "items": [{"id": a, "grace": grace_seconds} for a in attempt_ids]}
-        )
-        await self._drain()
+        by_link: dict[AgentLink, list[int]] = {}
+        for a in attempt_ids:
+            link = self.owner.get(a)
+            if link is not None:
+                by_link.setdefault(link, []).append(a)
+        for link, ids in by_link.items():
+            with contextlib.suppress(ConnectionError):
+                link.send({"op": "kill", "items": [{"id": a, "grace": grace_seconds} for a in ids]})
+                await link.drain()
 
     def acknowledge(self, attempt_ids: list[int]) -> None:
-        self._active.difference_update(attempt_ids)
-        with contextlib.suppress(ConnectionError):
-            self._send({"op": "ack", "ids": attempt_ids})
+        by_link: dict[AgentLink, list[int]] = {}
+        for a in attempt_ids:
+            link = self.owner.pop(a, None) or self.links.get(str(self.socket))
+            if link is not None:
+                link.active.pop(a, None)
+                by_link.setdefault(link, []).append(a)
+        for link, ids in by_link.items():
+            with contextlib.suppress(ConnectionError):
+                link.send({"op": "ack", "ids": ids})
+            if link.path != self.socket and not link.active:
+                asyncio.get_running_loop().create_task(link.close())
+                self.links.pop(str(link.path), None)
 
     async def reconcile(self, active: list[ActiveAttempt]) -> None:
-        assert self._state is not None and self.events is not None
-        state = await asyncio.wait_for(self._state, 30)
-        running = {r["id"]: r for r in state["running"]}
-        exited = {e["id"]: e for e in state["exited"]}
-        self._active.update(running)
-        started, ended = [], []
+        """Ask each agent the attempts name (ours, or one a previous leader used) what runs
+        and what ended; report it. Attempts of an agent that is gone are lost."""
+        assert self.events is not None
+        by_agent: dict[str, list[ActiveAttempt]] = {}
         for a in active:
-            if a.attempt_id in exited:
-                continue  # reported below
-            if a.attempt_id in running:
-                if a.status == "STARTING":
-                    r = running[a.attempt_id]
-                    started.append(Started(a.attempt_id, r["at"], {"pid": r["pid"]}))
-                continue
-            if a.status == "STARTING":
-                ended.append(Exited(a.attempt_id, now_ms(), None, never_started=True))
-            else:
-                ended.append(
+            agent = (a.ref or {}).get("agent") or str(self.socket)
+            by_agent.setdefault(agent, []).append(a)
+        by_agent.setdefault(str(self.socket), [])
+        started: list[Started] = []
+        ended: list[Exited] = []
+        for agent, attempts in by_agent.items():
+            link = await self._link_to(Path(agent))
+            if link is None:
+                ended += [
                     Exited(
                         a.attempt_id,
                         now_ms(),
                         None,
-                        reason="the job's process is gone and its exit status was lost (the "
-                        "local agent was restarted or the host rebooted)",
+                        reason="the agent that ran the job "
+                        f"({agent}) is gone; its exit status is unknown",
                     )
-                )
-        known = {a.attempt_id for a in active}
-        stray = [i for i in running if i not in known]
-        if stray:  # started for a job the store no longer has active: stop it
-            self._send({"op": "kill", "items": [{"id": i, "grace": 0} for i in stray]})
+                    for a in attempts
+                ]
+                continue
+            assert link.state is not None
+            state = await asyncio.wait_for(link.state, 30)
+            running = {r["id"]: r for r in state["running"]}
+            finished = {e["id"]: e for e in state["exited"]}
+            for r in running.values():
+                link.active[r["id"]] = r["pid"]
+            for a in attempts:
+                self.owner[a.attempt_id] = link
+                if a.attempt_id in finished:
+                    continue  # reported below
+                if a.attempt_id in running:
+                    if a.status == "STARTING":
+                        r = running[a.attempt_id]
+                        started.append(
+                            Started(a.attempt_id, r["at"], {"pid": r["pid"], **link.ref})
+                        )
+                    continue
+                if a.status == "STARTING":
+                    ended.append(Exited(a.attempt_id, now_ms(), None, never_started=True))
+                else:
+                    ended.append(
+                        Exited(
+                            a.attempt_id,
+                            now_ms(),
+                            None,
+                            reason="the job's process is gone and its exit status was lost "
+                            "(its agent was restarted or the host rebooted)",
+                        )
+                    )
+            known = {a.attempt_id for a in attempts}
+            stray = [i for i in running if i not in known]
+            if stray and link.path == self.socket:
+                # started for attempts the store no longer has active: stop them
+                link.send({"op": "kill", "items": [{"id": i, "grace": 0} for i in stray]})
+            for e in finished.values():
+                self.owner[e["id"]] = link
+            ended += [exited(e) for e in finished.values()]
+            await link.drain()
         if started:
             self.events.started(started)
-        ended += [_exited(e) for e in exited.values()]
         if ended:
             self.events.exited(ended)
-        await self._drain()
 
-    async def _drain(self) -> None:
-        if self._writer is not None:
-            with contextlib.suppress(ConnectionError):
-                await self._writer.drain()
+    async def _link_to(self, path: Path) -> AgentLink | None:
+        if path == self.socket:
+            return await self._own_link()
+        link = self.links.get(str(path))
+        if link is not None:
+            return link
+        assert self.events is not None
+        link = AgentLink(path, self.events, self._link_closed)
+        try:
+            await link.connect()
+        except OSError:
+            return None
+        self.links[str(path)] = link
+        log.info("adopted the jobs of the agent at %s", path)
+        return link
 
     async def close(self) -> None:
         self._closing = True
-        if self._read_task is not None:
-            self._read_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._read_task
-        if self._writer is not None:
-            self._writer.close()
-            with contextlib.suppress(Exception):
-                await self._writer.wait_closed()
-
-
-def _exited(item: dict[str, Any]) -> Exited:
-    return Exited(
-        attempt_id=item["id"],
-        at=item["at"],
-        exit_code=item.get("exit_code"),
-        reason=item.get("reason"),
-        usage=item.get("usage"),
-    )
+        for link in list(self.links.values()):
+            await link.close()
+        self.links.clear()
