@@ -25,7 +25,10 @@ def _submit_with_retries(server, holder, **kwargs) -> str:
         try:
             return holder["client"].submit_job(**kwargs)["jobId"]
         except (BotoCoreError, ClientError) as e:
-            if isinstance(e, ClientError) and e.response["ResponseMetadata"]["HTTPStatusCode"] < 500:
+            if (
+                isinstance(e, ClientError)
+                and e.response["ResponseMetadata"]["HTTPStatusCode"] < 500
+            ):
                 raise
             if time.monotonic() > deadline:
                 raise
@@ -66,19 +69,40 @@ def test_kill9_rounds(new_server, unique, tmp_path):
             kind = rng.random()
             if kind < 0.05:
                 size = rng.choice([10, 20])
-                deps = [{"jobId": a, "type": "N_TO_N"} for a, s in list(arrays.items())[-1:] if s == size and rng.random() < 0.5]
-                job = _submit_with_retries(server, holder, jobName=f"arr{i}", jobQueue=queue, jobDefinition=jd,
-                                           arrayProperties={"size": size}, dependsOn=deps)
+                deps = [
+                    {"jobId": a, "type": "N_TO_N"}
+                    for a, s in list(arrays.items())[-1:]
+                    if s == size and rng.random() < 0.5
+                ]
+                job = _submit_with_retries(
+                    server,
+                    holder,
+                    jobName=f"arr{i}",
+                    jobQueue=queue,
+                    jobDefinition=jd,
+                    arrayProperties={"size": size},
+                    dependsOn=deps,
+                )
                 arrays[job] = size
                 for k in range(size):
                     expected_attempts[f"{job}:{k}"] = 1
                 accepted.append(job)
                 continue
             flaky = kind < 0.25
-            deps = [{"jobId": d} for d in rng.sample(previous, k=min(len(previous), rng.choice([0, 0, 1, 2])))]
+            deps = [
+                {"jobId": d}
+                for d in rng.sample(previous, k=min(len(previous), rng.choice([0, 0, 1, 2])))
+            ]
             job = _submit_with_retries(
-                server, holder, jobName=f"j{i}", jobQueue=queue, jobDefinition=jd, dependsOn=deps,
-                containerOverrides={"environment": [{"name": "FLAKY", "value": "1" if flaky else "0"}]},
+                server,
+                holder,
+                jobName=f"j{i}",
+                jobQueue=queue,
+                jobDefinition=jd,
+                dependsOn=deps,
+                containerOverrides={
+                    "environment": [{"name": "FLAKY", "value": "1" if flaky else "0"}]
+                },
                 retryStrategy={"attempts": 2},
             )
             expected_attempts[job] = 2 if flaky else 1

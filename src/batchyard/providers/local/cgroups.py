@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
@@ -48,13 +49,36 @@ class JobCgroup:
             return {}
 
     def kill(self) -> None:
+        """SIGKILL every process in the job's cgroup, including any that left its session
+        (setsid, double fork): what a container's end would take with it."""
         if self.cgroups.version == 2:
             with contextlib.suppress(OSError):
                 (self.path / "cgroup.kill").write_text("1")
+                return
+        for _ in range(20):  # v1 has no cgroup.kill: repeat while processes keep forking
+            try:
+                pids = [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
+            except (OSError, ValueError):
+                return
+            if not pids:
+                return
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
 
     def remove(self) -> None:
-        with contextlib.suppress(OSError):
-            self.path.rmdir()
+        """Remove the cgroup; one whose killed processes are still exiting is retried the
+        next time any job's cgroup is removed."""
+        self.cgroups.leftover.append(self.path)
+        still = []
+        for path in self.cgroups.leftover:
+            try:
+                path.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                still.append(path)
+        self.cgroups.leftover = still[-1000:]
 
 
 class Cgroups:
@@ -64,6 +88,7 @@ class Cgroups:
         self.version = version
         self.parent = parent  # job cgroups are created below this
         self.home = home  # the agent's own cgroup, to return to after a spawn
+        self.leftover: list[Path] = []
 
     def __str__(self) -> str:
         return f"cgroup v{self.version} memory at {self.parent}"
