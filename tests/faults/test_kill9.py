@@ -10,7 +10,6 @@ import uuid
 from collections import Counter
 
 from botocore.exceptions import BotoCoreError, ClientError
-
 from helpers import register, setup_queue, wait_job
 
 SEED = 20261125
@@ -107,7 +106,7 @@ def test_kill9_rounds(new_server, unique, tmp_path):
             )
             expected_attempts[job] = 2 if flaky else 1
             accepted.append(job)
-            previous = (previous + [job])[-20:]
+            previous = ([*previous, job])[-20:]
     finally:
         stop.set()
         chaos.join()

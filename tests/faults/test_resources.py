@@ -8,9 +8,9 @@ import subprocess
 import time
 
 import pytest
+from helpers import register, setup_queue, wait_for, wait_job
 
 from batchyard.providers.local.cgroups import detect
-from helpers import register, setup_queue, wait_for, wait_job
 
 
 def _alive(pattern: str) -> list[str]:
