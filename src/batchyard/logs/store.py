@@ -28,6 +28,7 @@ class Event:
 class LogStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._dirs: set[str] = set()  # the 256 subdirectories, made once each
 
     def new_stream(self, job_definition: str) -> str:
         return f"{job_definition}/default/{uuid.uuid4().hex}"
@@ -43,7 +44,9 @@ class LogStore:
     def prepare(self, stream: str) -> Path:
         path = self.path(stream)
         assert path is not None, stream
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent.name not in self._dirs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(path.parent.name)
         return path
 
     def size(self, stream: str) -> int:

@@ -110,6 +110,7 @@ class JobScheduler:
         self._next_sweep = 0.0
         self._next_retention = 0.0
         self._base_env = self._inherited_environment()
+        self._writer = store.writer()
 
     # ---- provider events (called on the scheduler's loop) ------------------------------
 
@@ -172,6 +173,7 @@ class JobScheduler:
     async def stop(self) -> None:
         for provider in self.providers.values():
             await provider.close()
+        self._writer.close()
 
     # ---- the pass -----------------------------------------------------------------------
 
@@ -187,7 +189,7 @@ class JobScheduler:
         kills: list[Running] = []
         acks: list[int] = []
         sweep = time.monotonic() >= self._next_sweep or SWEEP in topics
-        with self.store.write(durable=False) as conn:
+        with self._writer.transaction() as conn:
             now = now_ms()
             self._record_started(conn, started, now)
             finished |= self._settle(conn, exited, now, acks)
@@ -632,19 +634,14 @@ class JobScheduler:
             if job.seq not in applied:  # cancelled meanwhile
                 continue
             self._blocked_since.pop(job.seq, None)
-            (attempt_id,) = repo.insert_attempts(
+            attempt_id = repo.insert_attempt(
                 conn,
-                [
-                    {
-                        "job_seq": job.seq,
-                        "number": number,
-                        "compute_environment": ce.name,
-                        "provider": ce.provider,
-                        "status": "STARTING",
-                        "log_stream": stream,
-                        "provider_ref": {"pool": pool, **self.providers[ce.provider].claim_ref()},
-                    }
-                ],
+                job.seq,
+                number,
+                ce.name,
+                ce.provider,
+                stream,
+                {"pool": pool, **self.providers[ce.provider].claim_ref()},
             )
             r = Running(
                 attempt_id=attempt_id,

@@ -113,6 +113,11 @@ class Store:
                 if self.dialect == "sqlite" and not durable:
                     raw.execute("PRAGMA synchronous=FULL")
 
+    def writer(self) -> Writer:
+        """A connection of its own for one thread's frequent non-durable writes (the
+        scheduler): no pool checkout and no settings switched per transaction."""
+        return Writer(self)
+
     def conninfo(self) -> str:
         """A libpq connection string for PostgreSQL (for connections outside the pool)."""
         return self.url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -189,3 +194,41 @@ def _sqlite_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
     else:
         conn.exec_driver_sql("BEGIN")
+
+
+class Writer:
+    """See :meth:`Store.writer`. Commits survive a crash of batchyard at once and reach the
+    disk with the next durable commit (see :meth:`Store.write`)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._conn: Connection | None = None
+
+    def _connect(self) -> Connection:
+        conn = self.store.engine.connect().execution_options(batchyard_write=True)
+        if self.store.dialect == "sqlite":
+            conn.connection.driver_connection.execute("PRAGMA synchronous=NORMAL")
+        else:
+            conn.exec_driver_sql("SET synchronous_commit = off")
+            conn.commit()
+        return conn
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        if self._conn is None:
+            self._conn = self._connect()
+        sqlite = self.store.dialect == "sqlite"
+        lock = self.store._write_lock if sqlite else contextlib.nullcontext()
+        try:
+            with lock, self._conn.begin():
+                yield self._conn
+        except BaseException:
+            # the connection may be broken (a database restart): start afresh next time
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None

@@ -7,15 +7,17 @@ has moved on meanwhile (a cancel racing a dispatch) is reported back, never appl
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, and_, func, insert, or_, select, update
 
 from batchyard.domain import arrays
 from batchyard.domain.jobs import TERMINAL, Job, JobStatus, check_transition
 from batchyard.store import tables as t
+from batchyard.store.raw import Raw
 
 _j = t.jobs
 _a = t.attempts
@@ -74,12 +76,30 @@ def jobs_by_ids(conn: Connection, ids: Iterable[str]) -> dict[str, Job]:
     return out
 
 
+_COLUMNS = [c.name for c in _j.columns]
+_JOB_FIELDS = set(Job.__dataclass_fields__)
+_JSON_COLUMNS = {"array_counts", "tags", "spec"}
+
+
 def jobs_by_seqs(conn: Connection, seqs: Iterable[int]) -> dict[int, Job]:
+    """Jobs by seq, in driver-level SQL: the scheduler reads these on every pass."""
+    raw = Raw(conn)
     seqs = list(set(seqs))
     out: dict[int, Job] = {}
     for i in range(0, len(seqs), 500):
-        for row in conn.execute(select(_j).where(_j.c.seq.in_(seqs[i : i + 500]))):
-            out[row.seq] = to_job(row)
+        params: dict[str, Any] = {}
+        where = raw.in_list("s", seqs[i : i + 500], params)
+        for values in raw.query(
+            f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE seq IN {where}", params
+        ):
+            row = dict(zip(_COLUMNS, values, strict=True))
+            for key in _JSON_COLUMNS:
+                row[key] = raw.loads(row[key])
+            job = Job(**{k: v for k, v in row.items() if k in _JOB_FIELDS})
+            job.status = JobStatus(job.status)
+            job.is_cancelled = bool(job.is_cancelled)
+            job.is_terminated = bool(job.is_terminated)
+            out[job.seq] = job
     return out
 
 
@@ -171,24 +191,24 @@ def runnable_head(conn: Connection, queue_id: int, limit: int) -> list[Job]:
     return [to_job(r) for r in rows]
 
 
-def runnable_candidates(conn: Connection, queue_id: int, limit: int) -> list[Row]:
+class Candidate(NamedTuple):
+    seq: int
+    id: str
+    vcpus: float
+    memory_mib: int
+    gpus: int
+    status_reason: str | None
+    updated_at: int
+
+
+def runnable_candidates(conn: Connection, queue_id: int, limit: int) -> list[Candidate]:
     """Like :func:`runnable_head`, with only the columns placement needs (no documents)."""
-    return list(
-        conn.execute(
-            select(
-                _j.c.seq,
-                _j.c.id,
-                _j.c.vcpus,
-                _j.c.memory_mib,
-                _j.c.gpus,
-                _j.c.status_reason,
-                _j.c.updated_at,
-            )
-            .where(_j.c.queue_id == queue_id, _j.c.status == JobStatus.RUNNABLE)
-            .order_by(_j.c.rank, _j.c.root_seq, _j.c.pos)
-            .limit(limit)
-        )
+    rows = Raw(conn).query(
+        "SELECT seq, id, vcpus, memory_mib, gpus, status_reason, updated_at FROM jobs "
+        "WHERE queue_id = :q AND status = 'RUNNABLE' ORDER BY rank, root_seq, pos LIMIT :n",
+        {"q": queue_id, "n": limit},
     )
+    return [Candidate(*r) for r in rows]
 
 
 def pending_with_finished_dependency(conn: Connection, limit: int) -> list[int]:
@@ -393,35 +413,31 @@ class Change:
 
 def apply_transitions(conn: Connection, changes: Sequence[Change], now: int) -> list[Change]:
     """Compare-and-set each change, record its history, keep array parents' counts, and
-    finish parents whose last child finished. Returns the changes applied (parents' too)."""
+    finish parents whose last child finished. Returns the changes applied (parents' too).
+
+    This runs for every status change of every job, so it speaks driver-level SQL."""
+    raw = Raw(conn)
     applied: list[Change] = []
     history = []
     deltas: dict[int, dict[str, int]] = {}
     for c in changes:
         check_transition(c.job_id, c.src, c.dst)
-        values = {"status": c.dst.value, "updated_at": now, **c.values}
+        values: dict[str, Any] = {"status": c.dst.value, "updated_at": now, **c.values}
         if c.reason is not None:
             values["status_reason"] = c.reason
         if c.dst in TERMINAL and "stopped_at" not in values:
             values["stopped_at"] = now
-        result = conn.execute(
-            update(_j)
-            .where(
-                _j.c.seq == c.seq,
-                _j.c.status == c.src,
-                *((_j.c.is_terminated.is_(False),) if c.unless_terminated else ()),
-            )
-            .values(**values)
-        )
-        if result.rowcount != 1:
+        params = {f"v_{k}": v for k, v in values.items()}
+        params.update(w_seq=c.seq, w_src=c.src.value if c.src is not None else None, w_f=False)
+        if raw.execute(_cas_sql(tuple(values), c.unless_terminated), params) != 1:
             continue
         applied.append(c)
         history.append(
             {
-                "job_seq": c.seq,
+                "seq": c.seq,
                 "at": now,
-                "from_status": c.src,
-                "to_status": c.dst,
+                "src": c.src.value if c.src is not None else None,
+                "dst": c.dst.value,
                 "reason": c.reason,
             }
         )
@@ -430,29 +446,49 @@ def apply_transitions(conn: Connection, changes: Sequence[Change], now: int) -> 
             if c.src is not None:
                 delta[c.src.value] = delta.get(c.src.value, 0) - 1
             delta[c.dst.value] = delta.get(c.dst.value, 0) + 1
-    record_history(conn, history)
+    raw.executemany(
+        "INSERT INTO job_transitions (job_seq, at, from_status, to_status, reason) "
+        "VALUES (:seq, :at, :src, :dst, :reason)",
+        history,
+    )
     if deltas:
-        applied += _update_parents(conn, deltas, now)
+        applied += _update_parents(conn, raw, deltas, now)
     return applied
 
 
-def _update_parents(conn: Connection, deltas: dict[int, dict[str, int]], now: int) -> list[Change]:
-    q = select(_j).where(_j.c.seq.in_(list(deltas)))
-    if conn.dialect.name == "postgresql":
-        q = q.with_for_update()
+@functools.cache
+def _cas_sql(columns: tuple[str, ...], unless_terminated: bool) -> str:
+    sets = ", ".join(f"{c} = :v_{c}" for c in columns)
+    guard = " AND is_terminated = :w_f" if unless_terminated else ""
+    return f"UPDATE jobs SET {sets} WHERE seq = :w_seq AND status = :w_src{guard}"
+
+
+def _update_parents(
+    conn: Connection, raw: Raw, deltas: dict[int, dict[str, int]], now: int
+) -> list[Change]:
+    params: dict[str, Any] = {}
+    where = raw.in_list("p", deltas, params)
+    lock = " FOR UPDATE" if raw.pg else ""
+    rows = raw.query(
+        "SELECT seq, id, status, status_reason, array_counts, array_size, is_cancelled, "
+        f"is_terminated FROM jobs WHERE seq IN {where}{lock}",
+        params,
+    )
     finished = []
-    for row in conn.execute(q).all():
-        parent = to_job(row)
-        counts = arrays.apply_delta(parent.array_counts or {}, deltas[parent.seq])
-        conn.execute(
-            update(_j).where(_j.c.seq == parent.seq).values(array_counts=counts, updated_at=now)
-        )
-        done = arrays.outcome(counts, parent.array_size or 0)
-        if done is not None and parent.status not in TERMINAL:
-            status, reason = done
-            if parent.is_cancelled or parent.is_terminated:
-                reason = parent.status_reason or reason
-            finished.append(Change(parent.seq, parent.id, parent.status, status, reason))
+    updates = []
+    for seq, job_id, status, reason, counts, size, cancelled, terminated in rows:
+        counts = arrays.apply_delta(raw.loads(counts) or {}, deltas[seq])
+        updates.append({"seq": seq, "counts": raw.dumps(counts), "now": now})
+        done = arrays.outcome(counts, size or 0)
+        if done is not None and JobStatus(status) not in TERMINAL:
+            final, why = done
+            if cancelled or terminated:
+                why = reason or why
+            finished.append(Change(seq, job_id, JobStatus(status), final, why))
+    raw.executemany(
+        f"UPDATE jobs SET array_counts = {raw.json('counts')}, updated_at = :now WHERE seq = :seq",
+        updates,
+    )
     return apply_transitions(conn, finished, now) if finished else []
 
 
@@ -471,15 +507,44 @@ def update_jobs(conn: Connection, rows: list[dict[str, Any]]) -> None:
     conn.execute(stmt, rows)
 
 
-def insert_attempts(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
-    ids = []
-    for row in rows:
-        ids.append(conn.execute(insert(_a).values(**row)).inserted_primary_key[0])
-    return ids
+def insert_attempt(
+    conn: Connection,
+    job_seq: int,
+    number: int,
+    compute_environment: str,
+    provider: str,
+    log_stream: str,
+    provider_ref: dict[str, Any],
+) -> int:
+    raw = Raw(conn)
+    rows = raw.query(
+        "INSERT INTO attempts (job_seq, number, compute_environment, provider, status, "
+        f"log_stream, provider_ref) VALUES (:job_seq, :number, :ce, :provider, 'STARTING', "
+        f":stream, {raw.json('ref')}) RETURNING id",
+        {
+            "job_seq": job_seq,
+            "number": number,
+            "ce": compute_environment,
+            "provider": provider,
+            "stream": log_stream,
+            "ref": raw.dumps(provider_ref),
+        },
+    )
+    return int(rows[0][0])
 
 
 def update_attempt(conn: Connection, attempt_id: int, **values: Any) -> None:
-    conn.execute(update(_a).where(_a.c.id == attempt_id).values(**values))
+    raw = Raw(conn)
+    params: dict[str, Any] = {"w_id": attempt_id}
+    sets = []
+    for key, value in values.items():
+        if key in ("provider_ref", "usage"):
+            sets.append(f"{key} = {raw.json('v_' + key)}")
+            params[f"v_{key}"] = raw.dumps(value)
+        else:
+            sets.append(f"{key} = :v_{key}")
+            params[f"v_{key}"] = value
+    raw.execute(f"UPDATE attempts SET {', '.join(sets)} WHERE id = :w_id", params)
 
 
 def finished_before(conn: Connection, cutoff: int, limit: int) -> list[int]:

@@ -297,7 +297,9 @@ class Agent:
             )
             r, w = os.pipe2(os.O_CLOEXEC)
             if self.cgroups is not None and item.get("memory_mib"):
-                cgroup = self.cgroups.create(str(attempt_id), int(item["memory_mib"]))
+                # one host may run several agents (several data dirs): names must not clash
+                name = f"{os.getpid()}-{attempt_id}"
+                cgroup = self.cgroups.create(name, int(item["memory_mib"]))
             os.chdir(workdir)
             if cgroup is not None:
                 cgroup.enter()
