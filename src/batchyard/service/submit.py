@@ -156,23 +156,28 @@ class Submitter:
         return job
 
     def _store(self, sub: Submission, tags: dict[str, str], token: str | None) -> tuple[Job, bool]:
-        """One transaction: the job (or, for a token seen within 24 h, the first job)."""
+        """The job (or, for a token seen within 24 h, the first job), committed durably
+        together with whatever other submissions arrive at the same time."""
+        return self.ctx.store.grouped(lambda conn: self._store_in(conn, sub, tags, token))
+
+    def _store_in(
+        self, conn: Connection, sub: Submission, tags: dict[str, str], token: str | None
+    ) -> tuple[Job, bool]:
         now = now_ms()
         job_id = str(uuid.uuid4())
-        with self.ctx.store.write() as conn:
-            queue = self._queue(conn, sub.queue)
-            if token is not None:
-                scope = f"SubmitJob:{queue.id}:{sub.name}"
-                seen = repo.idempotent_result(conn, scope, token, now - CLIENT_TOKEN_TTL_MS)
-                if seen is not None:
-                    first = jobs_repo.job_by_id(conn, seen[1]["job_id"])
-                    if first is not None:
-                        return first, False
-                # claimed first: a concurrent twin now waits on this row, then conflicts
-                repo.remember_result(conn, scope, token, "", {"job_id": job_id}, now)
-            jd = self._definition(conn, sub.job_definition)
-            plan = self._plan(conn, sub, queue, jd, tags, now, job_id)
-            return plan.store(conn), True
+        queue = self._queue(conn, sub.queue)
+        if token is not None:
+            scope = f"SubmitJob:{queue.id}:{sub.name}"
+            seen = repo.idempotent_result(conn, scope, token, now - CLIENT_TOKEN_TTL_MS)
+            if seen is not None:
+                first = jobs_repo.job_by_id(conn, seen[1]["job_id"])
+                if first is not None:
+                    return first, False
+            # claimed first: a concurrent twin now waits on this row, then conflicts
+            repo.remember_result(conn, scope, token, "", {"job_id": job_id}, now)
+        jd = self._definition(conn, sub.job_definition)
+        plan = self._plan(conn, sub, queue, jd, tags, now, job_id)
+        return plan.store(conn), True
 
     def _check_timeout(self, timeout: dict[str, Any] | None) -> None:
         seconds = (timeout or {}).get("attempt_duration_seconds")
