@@ -25,6 +25,7 @@ from batchyard.service.context import JOBS, Context
 from batchyard.service.job_definitions import MAX_SCHEDULING_PRIORITY, parse_ref
 from batchyard.store import jobs as jobs_repo
 from batchyard.store import resources as repo
+from batchyard.store.raw import Raw
 
 S = JobStatus
 MIN_ARRAY, MAX_ARRAY = 2, 10_000
@@ -157,15 +158,29 @@ class Submitter:
 
     def _store(self, sub: Submission, tags: dict[str, str], token: str | None) -> tuple[Job, bool]:
         """The job (or, for a token seen within 24 h, the first job), committed durably
-        together with whatever other submissions arrive at the same time."""
-        return self.ctx.store.grouped(lambda conn: self._store_in(conn, sub, tags, token))
+        together with whatever other submissions arrive at the same time.
+
+        The queue and the job definition are looked up first, outside the shared commit
+        (which does one submission after another); inside it they are only re-checked."""
+        with self.ctx.store.read() as conn:
+            queue = self._queue(conn, sub.queue)
+            jd = self._definition(conn, sub.job_definition)
+        return self.ctx.store.grouped(
+            lambda conn: self._store_in(conn, sub, queue, jd, tags, token)
+        )
 
     def _store_in(
-        self, conn: Connection, sub: Submission, tags: dict[str, str], token: str | None
+        self,
+        conn: Connection,
+        sub: Submission,
+        queue: JobQueue,
+        jd: JobDefinition,
+        tags: dict[str, str],
+        token: str | None,
     ) -> tuple[Job, bool]:
         now = now_ms()
         job_id = str(uuid.uuid4())
-        queue = self._queue(conn, sub.queue)
+        self._recheck(conn, queue, jd)
         if token is not None:
             scope = f"SubmitJob:{queue.id}:{sub.name}"
             seen = repo.idempotent_result(conn, scope, token, now - CLIENT_TOKEN_TTL_MS)
@@ -175,9 +190,20 @@ class Submitter:
                     return first, False
             # claimed first: a concurrent twin now waits on this row, then conflicts
             repo.remember_result(conn, scope, token, "", {"job_id": job_id}, now)
-        jd = self._definition(conn, sub.job_definition)
         plan = self._plan(conn, sub, queue, jd, tags, now, job_id)
         return plan.store(conn), True
+
+    def _recheck(self, conn: Connection, queue: JobQueue, jd: JobDefinition) -> None:
+        """The queue and definition read before the commit may have changed since."""
+        raw = Raw(conn)
+        rows = raw.query("SELECT state, status FROM job_queues WHERE id = :id", {"id": queue.id})
+        if not rows or rows[0][1] in (DELETING, DELETED):
+            raise NotFound(f"jobQueue: job queue {queue.name!r} does not exist")
+        if rows[0][0] != ENABLED:
+            raise Conflict(f"job queue {queue.name!r} is DISABLED and accepts no new jobs")
+        rows = raw.query("SELECT status FROM job_definitions WHERE id = :id", {"id": jd.id})
+        if not rows or rows[0][0] != ACTIVE:
+            raise Conflict(f"jobDefinition: {jd.ref} is INACTIVE (deregistered)")
 
     def _check_timeout(self, timeout: dict[str, Any] | None) -> None:
         seconds = (timeout or {}).get("attempt_duration_seconds")
@@ -416,33 +442,104 @@ class _Plan:
         self.edges.append((job_id, depends_on, kind))
 
     def store(self, conn: Connection) -> Job:
+        """Insert the rows (driver-level SQL: SubmitJob is the hottest write there is)."""
+        raw = Raw(conn)
         root_id, root_row, _ = self.rows[0]
-        jobs_repo.insert_jobs(conn, [root_row])
-        root_seq = jobs_repo.seqs_for_ids(conn, [root_id])[root_id]
-        jobs_repo.update_job(conn, root_seq, root_seq=root_seq)
+        root_seq = _insert_job(raw, root_row)
+        raw.execute("UPDATE jobs SET root_seq = :s WHERE seq = :s", {"s": root_seq})
+        root_row = {**root_row, "seq": root_seq, "root_seq": root_seq}
+        seqs = {root_id: root_seq}
         kids = [
             {**row, "parent_seq": root_seq, "root_seq": root_seq} for _, row, _ in self.rows[1:]
         ]
-        jobs_repo.insert_jobs(conn, kids)
-        ids = {i for i, _, _ in self.rows} | {d for _, d, _ in self.edges}
-        seqs = jobs_repo.seqs_for_ids(conn, sorted(ids))
-        jobs_repo.record_history(
-            conn,
+        if kids:
+            _insert_jobs(raw, kids)
+            seqs.update(
+                raw.query("SELECT id, seq FROM jobs WHERE parent_seq = :p", {"p": root_seq})
+            )
+        outside = {d for _, d, _ in self.edges} - seqs.keys()
+        if outside:
+            seqs.update(jobs_repo.seqs_for_ids(conn, sorted(outside)))
+        raw.executemany(
+            "INSERT INTO job_transitions (job_seq, at, from_status, to_status, reason) "
+            "VALUES (:seq, :at, :src, :dst, :reason)",
             [
                 {
-                    "job_seq": seqs[j],
+                    "seq": seqs[j],
                     "at": self.now,
-                    "from_status": a,
-                    "to_status": b,
+                    "src": a.value if a is not None else None,
+                    "dst": b.value,
                     "reason": why,
                 }
                 for j, a, b, why in self.history
             ],
         )
-        jobs_repo.insert_dependencies(
-            conn,
-            [{"job_seq": seqs[j], "depends_on_seq": seqs[d], "type": k} for j, d, k in self.edges],
+        raw.executemany(
+            "INSERT INTO job_dependencies (job_seq, depends_on_seq, type) VALUES (:j, :d, :k)",
+            [{"j": seqs[j], "d": seqs[d], "k": k} for j, d, k in self.edges],
         )
-        job = jobs_repo.job_by_id(conn, root_id)
-        assert job is not None
-        return job
+        return _job_from_row(root_row)
+
+
+_DEFAULTS = {
+    "started_at": None,
+    "stopped_at": None,
+    "parent_seq": None,
+    "array_size": None,
+    "array_index": None,
+    "node_index": None,
+    "pos": 0,
+    "attempt_count": 0,
+    "is_cancelled": False,
+    "is_terminated": False,
+    "array_counts": None,
+}
+_JSON = ("array_counts", "tags", "spec")
+
+
+def _params(raw: Raw, row: dict[str, Any]) -> dict[str, Any]:
+    values = {**_DEFAULTS, **row}
+    for key in _JSON:
+        values[key] = raw.dumps(values[key])
+    for key in ("status",):
+        values[key] = str(values[key])
+    return values
+
+
+def _insert_sql(raw: Raw) -> str:
+    columns = [
+        *_DEFAULTS,
+        "id",
+        "name",
+        "queue_id",
+        "definition_id",
+        "status",
+        "status_reason",
+        "created_at",
+        "updated_at",
+        "rank",
+        "root_seq",
+        "scheduling_priority",
+        "share_identifier",
+        "vcpus",
+        "memory_mib",
+        "gpus",
+        "tags",
+        "spec",
+    ]
+    values = [raw.json(c) if c in _JSON else f":{c}" for c in columns]
+    return f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({', '.join(values)})"
+
+
+def _insert_job(raw: Raw, row: dict[str, Any]) -> int:
+    return int(raw.query(_insert_sql(raw) + " RETURNING seq", _params(raw, row))[0][0])
+
+
+def _insert_jobs(raw: Raw, rows: list[dict[str, Any]]) -> None:
+    raw.executemany(_insert_sql(raw), [_params(raw, r) for r in rows])
+
+
+def _job_from_row(row: dict[str, Any]) -> Job:
+    values = {**_DEFAULTS, **row}
+    values["status"] = S(values["status"])
+    return Job(**{k: v for k, v in values.items() if k in Job.__dataclass_fields__})
