@@ -71,6 +71,15 @@ class Settings(BaseSettings):
     min_time_limit_seconds: int = Field(
         600, ge=1, description="AWS's minimum jobStateTimeLimitActions maxTimeSeconds."
     )
+    # Provider ray (extra [ray]; docs/ray.md)
+    ray_clusters: dict[str, str] = Field(
+        default_factory=dict,
+        description="Named Ray clusters: name -> address; a compute environment's tag "
+        "batchyard:ray-address may name one.",
+    )
+    ray_namespace: str | None = Field(
+        None, description="Ray namespace of this deployment's supervisors; default: per store."
+    )
 
     @field_validator("data_dir")
     @classmethod

@@ -1,0 +1,583 @@
+"""What runs on the Ray cluster: one supervisor actor per compute environment, one Ray task per
+attempt, and the keeper process that owns each job's process tree on its node.
+
+This module is shipped to the cluster *by value* (cloudpickle), so the cluster needs Ray and
+the same Python, not batchyard: it imports nothing but the standard library and ``ray``.
+
+::
+
+    bridge (batchyard's host)          head node                    any node
+    ───────────────────────── ── poll ─▶ Supervisor (detached, ──▶ run_attempt (a Ray task:
+      writes log records ◀── output ──   namespaced, async)        num_cpus/memory/num_gpus)
+                                            ▲   begin/output/kill_wait    │ Popen
+                                            └─────────────────────────────┤
+                                                                          ▼
+                                                      keeper (session leader, subreaper,
+                                                      dies with the task's worker) ─▶ job
+
+- The **supervisor** owns the tasks (so they outlive the batchyard server and its Ray
+  driver), keeps each attempt's state, its exit record until the server acknowledges it, and
+  the output not yet written; ``poll`` is a long poll that returns as soon as there is news.
+- The **task** asks the supervisor whether to begin (a terminated attempt never starts),
+  starts the keeper, streams the job's output back in batches (``<epoch-ms> <line>`` records
+  with byte offsets, so a repeated delivery rewrites the same bytes), waits for a kill order
+  with a long poll, and returns the exit status and usage.
+- The **keeper** (``python -I -S``, a few milliseconds) is the only part that must survive
+  surprises: it starts the job in its own process group, is a child subreaper so nothing
+  the job leaves behind escapes, kills the group and every leftover when the job's main
+  process exits, and does the same if the Ray worker above it dies (``PR_SET_PDEATHSIG``):
+  no orphan survives a cancelled task or a lost worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from typing import Any
+
+import ray
+
+PROTOCOL = 1
+ACTOR_PREFIX = "batchyard-ce-"
+MAX_LINE = 256 * 1024  # a CloudWatch event's limit; longer lines are split
+READ_CHUNK = 1 << 16
+FLUSH_SECONDS = 0.05  # output is gathered this long into one message to the supervisor
+FLUSH_BYTES = 256 * 1024
+BUFFER_LIMIT = 64 << 20  # output a supervisor holds for the server before jobs must wait
+POLL_BYTES = 8 << 20  # output returned by one poll
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+KEEPER = r"""
+import ctypes, json, os, resource, select, signal, sys
+worker, status_fd, argv = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+# Watch the Ray worker that started us: when it dies (cancelled, crashed, node lost), the job
+# dies too. Ray kills a dead worker's direct children, so we do not stay one: fork, and let
+# the grandchild (no longer the worker's child) be the keeper.
+watch = os.pidfd_open(worker)
+if os.getppid() != worker:
+    os._exit(1)
+if os.fork() > 0:
+    os._exit(0)
+os.setsid()
+ctypes.CDLL(None).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: the job's orphans come to us
+os.set_inheritable(status_fd, False)
+status = os.fdopen(status_fd, "w", buffering=1)
+job = 0
+me = str(os.getpid())
+
+def children():
+    found = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    if f.read().rsplit(")", 1)[1].split()[1] == me:
+                        found.append(int(d))
+            except (OSError, IndexError):
+                pass
+    return found
+
+def sweep():
+    if job:
+        try:
+            os.killpg(job, signal.SIGKILL)
+        except OSError:
+            pass
+    while True:
+        kids = children()
+        if not kids:
+            return
+        for k in kids:
+            try:
+                os.kill(k, signal.SIGKILL)
+                os.waitpid(k, 0)
+            except OSError:
+                pass
+
+try:
+    job = os.posix_spawnp(
+        argv[0], argv, os.environ, setpgroup=0, setsigdef=(signal.SIGPIPE, signal.SIGXFSZ)
+    )
+except OSError as e:
+    if isinstance(e, FileNotFoundError):
+        why = "command %r was not found on PATH (%s)" % (argv[0], os.environ.get("PATH", ""))
+    else:
+        why = "command %r cannot be started: %s" % (argv[0], e.strerror)
+    status.write(json.dumps({"error": "CannotStartContainerError: " + why}) + "\n")
+    os._exit(0)
+null = os.open(os.devnull, os.O_RDWR)
+os.dup2(null, 1)
+os.dup2(null, 2)
+status.write(json.dumps({"pid": job}) + "\n")
+done = os.pidfd_open(job)
+while True:
+    ready = select.select([done, watch], [], [])[0]
+    if watch in ready:  # the worker is gone: so is the job, and everything it started
+        sweep()
+        os._exit(1)
+    if done in ready:
+        break
+code = os.waitstatus_to_exitcode(os.waitpid(job, 0)[1])
+sweep()
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+last = {"exit": code, "cpu": ru.ru_utime + ru.ru_stime, "rss": ru.ru_maxrss}
+status.write(json.dumps(last) + "\n")
+"""
+
+
+# ---- the task ------------------------------------------------------------------------------
+
+
+def run_attempt(supervisor: Any, item: dict[str, Any]) -> dict[str, Any]:
+    """A Ray task: run one attempt's command on this node and return how it ended."""
+    return asyncio.run(_Attempt(supervisor, item).run())
+
+
+class _Attempt:
+    def __init__(self, supervisor: Any, item: dict[str, Any]) -> None:
+        self.sup = supervisor
+        self.id: int = item["id"]
+        self.item = item
+        self.limit: int = item.get("log_limit") or (1 << 40)
+        self.buf = bytearray()  # output not yet cut into lines
+        self.pending = bytearray()  # records not yet sent
+        self.logged = 0  # bytes of records produced (the log file's size when all are written)
+        self.sent = 0
+        self.truncated = False
+        self.eof = False
+        self.job_pid = 0
+        self.finished = False  # the keeper reported the end
+
+    async def run(self) -> dict[str, Any]:
+        node = ray.get_runtime_context().get_node_id()
+        started = now_ms()
+        go = await self.sup.begin.remote(self.id, {"node": node, "at": started})
+        if not go.get("go"):
+            return {"cancelled": True, "at": now_ms()}
+        self.wake = asyncio.Event()
+        self.drained = asyncio.Event()
+        workdir = tempfile.mkdtemp(prefix=f"batchyard-{self.id}-")
+        env = {**self.item["env"], "BATCHYARD_RAY_NODE_ID": node}
+        out_r, out_w = os.pipe()
+        st_r, st_w = os.pipe()
+        keeper = None
+        try:
+            keeper = subprocess.Popen(
+                [
+                    sys.executable,
+                    *("-I", "-S", "-c", KEEPER),
+                    str(os.getpid()),
+                    str(st_w),
+                    *self.item["argv"],
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=out_w,
+                pass_fds=(st_w,),
+                env=env,
+                cwd=workdir,
+                start_new_session=True,
+            )
+        except OSError as e:
+            os.close(out_r)
+            os.close(st_r)
+            return self._result(None, f"CannotStartContainerError: {e}", started)
+        finally:
+            os.close(out_w)
+            os.close(st_w)
+        try:
+            return await self._supervise(keeper, out_r, st_r, started)
+        finally:
+            if self.job_pid and not self.finished:  # something failed here: leave nothing
+                _killpg(self.job_pid, signal.SIGKILL)
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    async def _supervise(
+        self, keeper: subprocess.Popen[bytes], out_r: int, st_r: int, started: int
+    ) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        output = await _stream(loop, out_r)
+        status = await _stream(loop, st_r)
+        await loop.run_in_executor(None, keeper.wait)  # it forks the keeper and exits
+        reading = asyncio.ensure_future(self._read(output))
+        sending = asyncio.ensure_future(self._send_all(reading))
+        first = await _json_line(status)
+        if first is None or "error" in first:
+            await sending
+            reason = (first or {}).get("error") or "the job's keeper process failed to start"
+            return self._result(None, reason, started)
+        self.job_pid = first["pid"]
+        killer = asyncio.ensure_future(self._kill_on_request())
+        try:
+            last = await _json_line(status)  # the keeper's last words
+            self.finished = last is not None
+            await sending
+        finally:
+            killer.cancel()
+        if last is None or last.get("exit") is None:
+            return self._result(
+                None, "the job's keeper process died; its exit status is unknown", started
+            )
+        code = int(last["exit"])
+        reason = None
+        if code < 0:
+            reason = f"the process was killed by {signal.Signals(-code).name}"
+            code = 128 - code
+        return self._result(code, reason, started, last)
+
+    def _result(
+        self,
+        code: int | None,
+        reason: str | None,
+        started: int,
+        last: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        usage: dict[str, Any] = {
+            "wall_seconds": round((now_ms() - started) / 1000, 3),
+            "log_bytes": self.logged,
+            "node": ray.get_runtime_context().get_node_id(),
+        }
+        if last is not None:
+            usage["cpu_seconds"] = round(last["cpu"], 6)
+            usage["max_rss_mib"] = round(last["rss"] / 1024, 3)
+        return {"exit_code": code, "reason": reason, "usage": usage, "at": now_ms()}
+
+    async def _kill_on_request(self) -> None:
+        """A long poll on the supervisor: TerminateJob (or a timeout) arrives here."""
+        grace = await self.sup.kill_wait.remote(self.id)
+        if grace is None:
+            return
+        _killpg(self.job_pid, signal.SIGTERM)
+        await asyncio.sleep(float(grace))
+        _killpg(self.job_pid, signal.SIGKILL)
+
+    # ---- output --------------------------------------------------------------------------
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        while True:
+            data = await reader.read(READ_CHUNK)
+            if not data:
+                break
+            self._lines(data, final=False)
+            self.wake.set()
+            while len(self.pending) > 4 * FLUSH_BYTES:  # the supervisor is behind: hold the job
+                self.drained.clear()
+                await self.drained.wait()
+        self._lines(b"", final=True)
+        self.eof = True
+        self.wake.set()
+
+    async def _send_all(self, reading: asyncio.Future[None]) -> None:
+        """Send the records in batches; returns once everything read has been delivered."""
+        while True:
+            if not self.pending:
+                if self.eof:
+                    break
+                self.wake.clear()
+                await self.wake.wait()
+                continue
+            if len(self.pending) < FLUSH_BYTES and not self.eof:
+                await asyncio.sleep(FLUSH_SECONDS)  # gather a few more lines per message
+            data = bytes(self.pending)
+            self.pending.clear()
+            self.drained.set()
+            await self.sup.output.remote(self.id, self.sent, data)
+            self.sent += len(data)
+        await reading
+
+    def _lines(self, data: bytes, final: bool) -> None:
+        """Cut complete lines into ``<epoch-ms> <line>`` records (the log store's format)."""
+        buf = self.buf
+        buf += data
+        end = buf.rfind(b"\n")
+        if end < 0 and len(buf) < MAX_LINE and not final:
+            return
+        cut = len(buf) if (final or end < 0) else end + 1
+        chunk = bytes(buf[:cut])
+        del buf[:cut]
+        if not chunk or self.truncated:
+            return
+        ts = b"%d " % now_ms()
+        out = bytearray()
+        for line in chunk.rstrip(b"\n").split(b"\n"):
+            while len(line) > MAX_LINE:
+                out += ts + line[:MAX_LINE] + b"\n"
+                line = line[MAX_LINE:]
+            out += ts + line + b"\n"
+        if self.logged + len(out) > self.limit:
+            out = bytearray(
+                ts
+                + b"[batchyard: output truncated: the attempt's log reached %d bytes]\n"
+                % self.limit
+            )
+            self.truncated = True
+        self.pending += out
+        self.logged += len(out)
+
+
+async def _stream(loop: asyncio.AbstractEventLoop, fd: int) -> asyncio.StreamReader:
+    reader = asyncio.StreamReader(limit=1 << 20, loop=loop)
+    await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader, loop=loop), os.fdopen(fd, "rb", 0)
+    )
+    return reader
+
+
+async def _json_line(reader: asyncio.StreamReader) -> dict[str, Any] | None:
+    import json
+
+    line = await reader.readline()
+    if not line:
+        return None
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    if pgid > 0:
+        with contextlib.suppress(OSError):
+            os.killpg(pgid, sig)
+
+
+# ---- the supervisor --------------------------------------------------------------------------
+
+
+class Supervisor:
+    """One per compute environment: a detached, namespaced async actor on the head node."""
+
+    def __init__(self, ce: str) -> None:
+        self.ce = ce
+        self.incarnation = uuid.uuid4().hex
+        self.attempts: dict[int, dict[str, Any]] = {}  # launched, not ended
+        self.exits: dict[int, dict[str, Any]] = {}  # ended, not acknowledged by the server
+        self.events: list[tuple[int, str, dict[str, Any]]] = []  # (seq, kind, payload)
+        self.seq = 0
+        self.buffered = 0
+        self._changed: asyncio.Event | None = None
+        self._room: asyncio.Event | None = None
+        self._task = ray.remote(max_retries=0, retry_exceptions=False)(run_attempt)
+        self._me: Any = None
+        self._watches: set[asyncio.Future[None]] = set()
+
+    def _events(self) -> tuple[asyncio.Event, asyncio.Event]:
+        if self._changed is None or self._room is None:
+            self._changed, self._room = asyncio.Event(), asyncio.Event()
+            self._room.set()
+        return self._changed, self._room
+
+    def _emit(self, kind: str, payload: dict[str, Any]) -> None:
+        self.seq += 1
+        self.events.append((self.seq, kind, payload))
+        self._events()[0].set()
+
+    async def hello(self) -> dict[str, Any]:
+        return {"protocol": PROTOCOL, "incarnation": self.incarnation}
+
+    # -- called by the server (through its bridge) --
+
+    async def launch(self, items: list[dict[str, Any]]) -> list[int]:
+        if self._me is None:
+            self._me = ray.get_runtime_context().current_actor
+        launched = []
+        for item in items:
+            aid = item["id"]
+            if aid in self.attempts or aid in self.exits:
+                continue  # a repeated launch: the first one stands
+            options: dict[str, Any] = {
+                "num_cpus": float(item.get("vcpus") or 0),
+                "num_gpus": float(item.get("gpus") or 0),
+                "name": f"batchyard:{item['job']}#{item['attempt']}",
+            }
+            if item.get("memory_mib"):
+                options["memory"] = int(item["memory_mib"]) * 2**20
+            ref = self._task.options(**options).remote(self._me, item)
+            self.attempts[aid] = {
+                "id": aid,
+                "job": item["job"],
+                "log": item["log"],
+                "ref": ref,
+                "begun": None,
+                "grace": None,
+                "kill": asyncio.Event(),
+            }
+            watch = asyncio.ensure_future(self._watch(aid, ref))
+            self._watches.add(watch)
+            watch.add_done_callback(self._watches.discard)
+            launched.append(aid)
+        return launched
+
+    async def terminate(self, ids: list[int], grace: float) -> None:
+        for aid in ids:
+            a = self.attempts.get(aid)
+            if a is None or a["grace"] is not None:
+                continue
+            a["grace"] = float(grace)
+            if a["begun"] is None:
+                # not running yet (waiting for resources, or about to begin): it never will
+                ray.cancel(a["ref"], force=False)
+            a["kill"].set()
+
+    async def ack(self, ids: list[int]) -> None:
+        for aid in ids:
+            self.exits.pop(aid, None)
+
+    async def state(self) -> dict[str, Any]:
+        return {
+            "protocol": PROTOCOL,
+            "incarnation": self.incarnation,
+            "running": [
+                {
+                    "id": a["id"],
+                    "job": a["job"],
+                    "begun": a["begun"] is not None,
+                    "at": (a["begun"] or {}).get("at"),
+                    "node": (a["begun"] or {}).get("node"),
+                }
+                for a in self.attempts.values()
+            ],
+            "exits": list(self.exits.values()),
+        }
+
+    async def poll(self, cursor: int, wait: float) -> dict[str, Any]:
+        """Everything after ``cursor``; waits up to ``wait`` seconds for news. Passing a
+        cursor confirms that everything up to it was received (output written)."""
+        changed, room = self._events()
+        if cursor > self.seq:  # a cursor from before this supervisor restarted
+            cursor = 0
+        if cursor:
+            keep = 0
+            for seq, kind, payload in self.events:
+                if seq > cursor:
+                    break
+                keep += 1
+                if kind == "output":
+                    self.buffered -= len(payload["data"])
+            del self.events[:keep]
+            if self.buffered <= BUFFER_LIMIT:
+                room.set()
+        if not any(seq > cursor for seq, _, _ in self.events[-1:]):
+            changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), wait)
+        out, size, last = [], 0, cursor
+        for seq, kind, payload in self.events:
+            if seq <= cursor:
+                continue
+            out.append((kind, payload))
+            last = seq
+            if kind == "output":
+                size += len(payload["data"])
+                if size >= POLL_BYTES:
+                    break
+        return {"incarnation": self.incarnation, "cursor": last, "events": out}
+
+    # -- called by the attempts' tasks --
+
+    async def begin(self, aid: int, info: dict[str, Any]) -> dict[str, Any]:
+        a = self.attempts.get(aid)
+        if a is None or a["grace"] is not None:
+            return {"go": False}
+        a["begun"] = info
+        self._emit("started", {"id": aid, "at": info["at"], "node": info["node"]})
+        return {"go": True}
+
+    async def output(self, aid: int, offset: int, data: bytes) -> None:
+        a = self.attempts.get(aid)
+        if a is None:
+            return
+        _, room = self._events()
+        self._emit("output", {"id": aid, "log": a["log"], "offset": offset, "data": data})
+        self.buffered += len(data)
+        if self.buffered > BUFFER_LIMIT:  # the server is away or slow: the job waits
+            room.clear()
+            await room.wait()
+
+    async def kill_wait(self, aid: int) -> float | None:
+        a = self.attempts.get(aid)
+        if a is None:
+            return None
+        await a["kill"].wait()
+        return a["grace"]
+
+    # -- endings --
+
+    async def _watch(self, aid: int, ref: Any) -> None:
+        try:
+            result = await ref
+        except ray.exceptions.TaskCancelledError:
+            result = {"cancelled": True}
+        except Exception as e:
+            result = await self._failure(aid, e)
+        a = self.attempts.pop(aid, None) or {}
+        record: dict[str, Any] = {
+            "id": aid,
+            "at": result.get("at") or now_ms(),
+            "exit_code": result.get("exit_code"),
+            "reason": result.get("reason"),
+            "usage": result.get("usage"),
+        }
+        if result.get("cancelled"):
+            record["reason"] = "Terminated before the job started on the Ray cluster"
+        if a.get("begun") is None:
+            record["never_began"] = True
+        if "kill" in a:
+            a["kill"].set()
+        self.exits[aid] = record
+        self._emit("exited", record)
+
+    async def _failure(self, aid: int, e: BaseException) -> dict[str, Any]:
+        a = self.attempts.get(aid) or {}
+        node = (a.get("begun") or {}).get("node")
+        kind = type(e).__name__
+        if isinstance(e, ray.exceptions.OutOfMemoryError):
+            reason = (
+                "OutOfMemoryError: Container killed due to memory usage (Ray's memory monitor "
+                "killed the job's worker: its node ran out of memory)"
+            )
+        elif isinstance(
+            e,
+            (
+                ray.exceptions.NodeDiedError,
+                ray.exceptions.WorkerCrashedError,
+                ray.exceptions.LocalRayletDiedError,
+                ray.exceptions.ObjectLostError,
+            ),
+        ):
+            alive = await asyncio.to_thread(_node_alive, node) if node else True
+            if isinstance(e, ray.exceptions.NodeDiedError) or not alive:
+                reason = (
+                    f"Host EC2 (instance ray-node-{(node or 'unknown')[:12]}) terminated: the "
+                    f"Ray node running the job was lost ({kind})"
+                )
+            else:
+                reason = (
+                    f"the Ray worker process running the job died unexpectedly ({kind}); "
+                    "the job's process tree was killed with it"
+                )
+        elif isinstance(e, ray.exceptions.RayTaskError):
+            cause = str(e).strip().splitlines()
+            reason = f"batchyard's Ray task failed: {cause[-1] if cause else kind}"
+        else:
+            reason = f"the Ray task running the job failed: {kind}: {e}"
+        return {"exit_code": None, "reason": reason, "at": now_ms(), "usage": {"node": node}}
+
+
+def _node_alive(node_id: str) -> bool:
+    for n in ray.nodes():
+        if n.get("NodeID") == node_id:
+            return bool(n.get("Alive"))
+    return False
