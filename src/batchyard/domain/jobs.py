@@ -44,12 +44,23 @@ TRANSITIONS: dict[JobStatus | None, frozenset[JobStatus]] = {
 }
 
 
-def allowed(src: JobStatus | None, dst: JobStatus) -> bool:
-    return dst in TRANSITIONS[src]
+# A multi-node parallel job is retried as a whole: its nodes, which ended with the attempt,
+# start over (AWS: "each new attempt ... updates the corresponding attempt of its nodes").
+NODE_TRANSITIONS: dict[JobStatus | None, frozenset[JobStatus]] = {
+    **TRANSITIONS,
+    S.SUCCEEDED: frozenset({S.RUNNABLE}),
+    S.FAILED: frozenset({S.RUNNABLE}),
+}
 
 
-def check_transition(job_id: str, src: JobStatus | None, dst: JobStatus) -> None:
-    if not allowed(src, dst):
+def allowed(src: JobStatus | None, dst: JobStatus, node: bool = False) -> bool:
+    return dst in (NODE_TRANSITIONS if node else TRANSITIONS)[src]
+
+
+def check_transition(
+    job_id: str, src: JobStatus | None, dst: JobStatus, node: bool = False
+) -> None:
+    if not allowed(src, dst, node):
         raise Conflict(f"job {job_id} cannot go from {src} to {dst}")
 
 
@@ -71,6 +82,7 @@ class Job:
     parent_seq: int | None
     array_size: int | None
     array_index: int | None
+    num_nodes: int | None
     node_index: int | None
     rank: int
     root_seq: int
@@ -98,6 +110,10 @@ class Job:
 
 def child_id(parent_id: str, index: int) -> str:
     return f"{parent_id}:{index}"
+
+
+def node_id(parent_id: str, index: int) -> str:
+    return f"{parent_id}#{index}"
 
 
 def split_child_id(job_id: str) -> tuple[str, int] | None:

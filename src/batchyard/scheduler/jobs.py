@@ -37,6 +37,7 @@ from batchyard.providers.base import (
     Started,
 )
 from batchyard.scheduler import plan as planner
+from batchyard.scheduler.multinode import Held, MultiNode
 from batchyard.scheduler.resources import ResourceReconciler
 from batchyard.service.context import JOBS, RESOURCES
 from batchyard.store import jobs as repo
@@ -70,6 +71,8 @@ class Running:
     deadline: int | None = None  # epoch ms when the attempt times out
     timed_out: bool = False
     kill_sent: bool = False
+    mnp: int | None = None  # the multi-node job this node attempt belongs to
+    main: bool = False  # the main node of that job
 
 
 @dataclass(slots=True)
@@ -79,7 +82,7 @@ class _Topology:
     queue_names: dict[int, str]
 
 
-class JobScheduler:
+class JobScheduler(MultiNode):
     def __init__(
         self,
         store: Store,
@@ -111,6 +114,9 @@ class JobScheduler:
         self._next_retention = 0.0
         self._base_env = self._inherited_environment()
         self._writer = store.writer()
+        self.held: dict[int, Held] = {}
+        self.main_ended: dict[int, tuple[Exited, Running]] = {}
+        self._launch_children: list[int] = []
 
     # ---- provider events (called on the scheduler's loop) ------------------------------
 
@@ -136,6 +142,8 @@ class JobScheduler:
         self.running.clear()
         self._started.clear()
         self._exited.clear()
+        self.held.clear()
+        self.main_ended.clear()
         self._topology = None
         self._next_sweep = 0.0
         for provider in self.providers.values():
@@ -143,13 +151,23 @@ class JobScheduler:
         with self.store.read() as conn:
             rows = repo.active_attempts(conn)
             jobs = repo.jobs_by_seqs(conn, [r.job_seq for r in rows])
+            self._launch_children = self._rebuild_multinode(conn)
+            parents = repo.jobs_by_seqs(
+                conn, {j.parent_seq for j in jobs.values() if j.node_index is not None}
+            )
         by_provider: dict[str, list[ActiveAttempt]] = {}
         for r in rows:
             job = jobs.get(r.job_seq)
             if job is None:
                 continue
-            spec = self._spec_of(job)
+            mnp = parents.get(job.parent_seq) if job.node_index is not None else None
+            main = mnp is not None and job.node_index == (
+                (mnp.spec.get("node_properties") or {}).get("main_node", 0)
+            )
+            spec = mnp.spec if mnp is not None else self._spec_of(job)
             timeout = (spec.get("timeout") or {}).get("attempt_duration_seconds")
+            if mnp is not None and not main:
+                timeout = None  # a multi-node job's timeout is its main node's
             self.running[r.id] = Running(
                 attempt_id=r.id,
                 job_seq=job.seq,
@@ -162,6 +180,8 @@ class JobScheduler:
                 need=planner.Amount(job.vcpus, job.memory_mib, job.gpus),
                 started_at=r.started_at,
                 deadline=r.started_at + timeout * 1000 if timeout and r.started_at else None,
+                mnp=mnp.seq if mnp is not None else None,
+                main=main,
             )
             by_provider.setdefault(r.provider, []).append(
                 ActiveAttempt(r.id, job.id, r.status, r.provider_ref)
@@ -191,8 +211,8 @@ class JobScheduler:
         sweep = time.monotonic() >= self._next_sweep or SWEEP in topics
         with self._writer.transaction() as conn:
             now = now_ms()
-            self._record_started(conn, started, now)
-            finished |= self._settle(conn, exited, now, acks)
+            claims = self._record_started(conn, started, now)
+            finished |= self._settle(conn, exited, now, acks, kills)
             if sweep:
                 finished |= set(repo.pending_with_finished_dependency(conn, 10_000))
                 self._next_sweep = time.monotonic() + SWEEP_SECONDS
@@ -202,7 +222,7 @@ class JobScheduler:
             if JOBS in topics or RESOURCES in topics:
                 kills += self._terminations(conn)
             kills += self._timeouts(now)
-            claims = self._place(conn, now)
+            claims += self._place(conn, now)
             expired = self._expire(conn, now)
         for stream in expired:
             path = self.logs.path(stream)
@@ -232,14 +252,24 @@ class JobScheduler:
 
     # ---- (1) started -------------------------------------------------------------------
 
-    def _record_started(self, conn: Connection, started: list[Started], now: int) -> None:
+    def _record_started(
+        self, conn: Connection, started: list[Started], now: int
+    ) -> list[tuple[Running, LaunchSpec]]:
+        """Attempts that started are RUNNING; a multi-node job's main node starting launches
+        the job's other nodes, returned as new claims."""
         changes = []
+        mains = []
         for s in started:
             r = self.running.get(s.attempt_id)
             if r is None or r.started_at is not None:
                 continue
             r.started_at = s.at
-            spec = self._spec_for(conn, r.job_seq, r.parent_seq)
+            if r.mnp is not None:  # a node: the job's timeout is on its main node
+                spec = self._spec_for(conn, r.mnp, None) if r.main else {}
+                if r.main:
+                    mains.append((r, s))
+            else:
+                spec = self._spec_for(conn, r.job_seq, r.parent_seq)
             timeout = (spec.get("timeout") or {}).get("attempt_duration_seconds")
             if timeout:
                 r.deadline = s.at + timeout * 1000
@@ -259,14 +289,32 @@ class JobScheduler:
                     None,
                     {"started_at": s.at},
                     parent_seq=r.parent_seq,
+                    node=r.mnp is not None,
                 )
             )
         repo.apply_transitions(conn, changes, now)
+        claims = []
+        for r, s in mains:
+            claims += self._start_children(conn, r, s, now)
+        for parent_seq in self._launch_children:  # after a restart
+            main = next((r for r in self.running.values() if r.mnp == parent_seq and r.main), None)
+            if main is not None and main.started_at is not None:
+                ref = {}
+                claims += self._start_children(
+                    conn, main, Started(main.attempt_id, main.started_at, ref), now
+                )
+        self._launch_children = []
+        return claims
 
     # ---- (2) ended ---------------------------------------------------------------------
 
     def _settle(
-        self, conn: Connection, exited: list[Exited], now: int, acks: list[int]
+        self,
+        conn: Connection,
+        exited: list[Exited],
+        now: int,
+        acks: list[int],
+        kills: list[Running],
     ) -> set[int]:
         """Store each ended attempt and decide its job's fate; returns jobs that finished."""
         finished: set[int] = set()
@@ -287,6 +335,9 @@ class JobScheduler:
                 continue
             if e.never_started:
                 repo.delete_attempt(conn, r.attempt_id)
+                if r.mnp is not None:
+                    changes += self._node_never_started(conn, job, r)
+                    continue
                 changes.append(
                     repo.Change(
                         job.seq,
@@ -312,10 +363,15 @@ class JobScheduler:
                         None,
                         {"started_at": start},
                         parent_seq=job.parent_seq,
+                        node=r.mnp is not None,
                     )
                 )
                 src = S.RUNNING
-            change, attempt_status, attempt_reason = self._outcome(job, r, e, src)
+            if r.mnp is not None:
+                change, attempt_status, attempt_reason, stop = self._settle_node(job, r, e, src)
+                kills += stop
+            else:
+                change, attempt_status, attempt_reason = self._outcome(job, r, e, src)
             repo.update_attempt(
                 conn,
                 r.attempt_id,
@@ -352,9 +408,9 @@ class JobScheduler:
                 now,
             )
         for c in applied:
-            if c.dst in TERMINAL:
+            if c.dst in TERMINAL and not c.node:
                 finished.add(c.seq)
-        return finished
+        return finished | self._decide_multinode(conn, now)
 
     def _outcome(self, job: Job, r: Running, e: Exited, src: S) -> tuple[repo.Change, str, str]:
         """The job's next status after an attempt ended, and the attempt's own status."""
@@ -549,7 +605,7 @@ class JobScheduler:
         used: dict[str, planner.Amount] = {}
         pool_used: dict[str, planner.Amount] = {}
         zero = planner.Amount(0.0, 0, 0)
-        for r in self.running.values():
+        for r in [*self.running.values(), *self.held.values()]:
             used[r.environment] = _plus(used.get(r.environment, zero), r.need)
             pool_used[r.pool] = _plus(pool_used.get(r.pool, zero), r.need)
         envs: dict[str, planner.Environment] = {}
@@ -600,7 +656,13 @@ class JobScheduler:
                 continue
             queues.append(planner.Queue(q.id, q.name, q.priority, order))
             candidates[q.id] = [
-                planner.Candidate(r.seq, r.id, planner.Amount(r.vcpus, r.memory_mib, r.gpus))
+                planner.Candidate(
+                    r.seq,
+                    r.id,
+                    self._gang_need(conn, r.seq)
+                    if r.num_nodes
+                    else planner.Amount(r.vcpus, r.memory_mib, r.gpus),
+                )
                 for r in found
             ]
             rows.update({r.seq: r for r in found})
@@ -634,6 +696,9 @@ class JobScheduler:
             if job.seq not in applied:  # cancelled meanwhile
                 continue
             self._blocked_since.pop(job.seq, None)
+            if job.num_nodes:
+                claims += self._claim_multinode(conn, job, ce, pool, number, now)
+                continue
             attempt_id = repo.insert_attempt(
                 conn,
                 job.seq,
@@ -748,7 +813,10 @@ class JobScheduler:
 
     def _launch_spec(self, conn: Connection, job: Job, r: Running, stream: str) -> LaunchSpec:
         assert self._topology is not None
-        spec = self._spec_for(conn, job.seq, job.parent_seq)
+        if job.node_index is not None:  # a node runs its own container (its spec has it)
+            spec = job.spec
+        else:
+            spec = self._spec_for(conn, job.seq, job.parent_seq)
         container = spec.get("container") or {}
         env = dict(self._base_env)
         for var in container.get("environment") or []:

@@ -98,6 +98,12 @@ class Insight:
                     f"SUCCEEDED after {_ms(job.started_at, job.stopped_at)} of running"
                     f" (attempt {job.attempt_count})."
                 )
+                # the retries that got it there, with the rule that fired (for the CLI)
+                ex.details += [
+                    h.reason
+                    for h in repo.transitions_of(conn, job.seq)
+                    if h.reason and "retrying" in h.reason
+                ]
             else:
                 self._failed(conn, job, ex)
             if queue is not None and ex.queue is None:

@@ -49,8 +49,12 @@ class JobView:
 
     @property
     def spec(self) -> dict[str, Any]:
-        """A child's settings are its parent's."""
-        return self.parent.spec if self.parent is not None else self.job.spec
+        """A child's settings are its parent's; a node's container is its own."""
+        if self.parent is None:
+            return self.job.spec
+        if self.job.node_index is not None:
+            return {**self.parent.spec, **self.job.spec}
+        return self.parent.spec
 
     @property
     def tags(self) -> dict[str, str]:
@@ -95,13 +99,21 @@ class Jobs:
         queue_ids = {j.queue_id for j in jobs}
         queues = {qid: q.name for qid in queue_ids if (q := res.job_queue_by_id(conn, qid))}
         defs = res.job_definitions_by_id(conn, {j.definition_id for j in jobs})
-        attempts = repo.attempts_of(conn, [j.seq for j in jobs]) if with_attempts else {}
+        # a multi-node job's attempts are its main node's (AWS's rule)
+        attempts_of: dict[int, int] = {j.seq: j.seq for j in jobs}
+        for j in jobs:
+            if j.num_nodes is not None:
+                main = (j.spec.get("node_properties") or {}).get("main_node", 0)
+                for n in repo.nodes_of(conn, j.seq):
+                    if n.node_index == main:
+                        attempts_of[j.seq] = n.seq
+        attempts = repo.attempts_of(conn, attempts_of.values()) if with_attempts else {}
         return [
             JobView(
                 job=j,
                 queue=queues.get(j.queue_id, "?"),
                 definition=defs[j.definition_id].ref if j.definition_id in defs else "?",
-                attempts=[_to_attempt(a) for a in attempts.get(j.seq, [])],
+                attempts=[_to_attempt(a) for a in attempts.get(attempts_of[j.seq], [])],
                 parent=parents.get(j.parent_seq) if j.parent_seq is not None else None,
             )
             for j in jobs
@@ -146,9 +158,17 @@ class Jobs:
             )
         if multi_node_job_id is not None:
             with self.ctx.store.read() as conn:
-                if repo.job_by_id(conn, multi_node_job_id) is None:
-                    raise NotFound(f"multiNodeJobId: job {multi_node_job_id} does not exist")
-            return Page([])  # multi-node parallel jobs are not supported yet: no nodes
+                parent = repo.job_by_id(conn, multi_node_job_id)
+                if parent is None or parent.num_nodes is None:
+                    raise NotFound(
+                        f"multiNodeJobId: {multi_node_job_id} is not a multi-node parallel job"
+                    )
+                nodes = [
+                    n
+                    for n in repo.nodes_of(conn, parent.seq)
+                    if status is None or n.status == status
+                ]
+                return Page(self._views(conn, nodes))
         if array_job_id is not None:
             return self._list_children(array_job_id, status, max_results, next_token)
         assert queue is not None
@@ -295,10 +315,21 @@ class Jobs:
             if job.array_size is not None:
                 repo.update_job(conn, job.seq, **{flag: True, "status_reason": reason})
                 targets += [c for c in repo.children(conn, job.seq) if c.status not in TERMINAL]
+            elif job.num_nodes is not None:
+                # a multi-node job stops as a whole: its nodes with it
+                targets.append(job)
+                targets += [n for n in repo.nodes_of(conn, job.seq) if n.status not in TERMINAL]
             else:
                 targets.append(job)
         changes = []
+        started_mnp = {j.seq for j in targets if j.num_nodes is not None and j.status in STARTED}
         for job in targets:
+            node = job.node_index is not None
+            if node and job.parent_seq in started_mnp:
+                # the job ends with its main node: the nodes are stopped, not cancelled
+                if terminate:
+                    repo.update_job(conn, job.seq, is_terminated=True, status_reason=reason)
+                continue
             if job.status in NOT_STARTED:
                 changes.append(
                     repo.Change(
@@ -308,7 +339,8 @@ class Jobs:
                         S.FAILED,
                         reason,
                         {flag: True},
-                        parent_seq=job.parent_seq,
+                        parent_seq=None if node else job.parent_seq,
+                        node=node,
                     )
                 )
             elif terminate and job.status in STARTED:

@@ -16,9 +16,10 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from batchyard.domain import checks, params, requirements, retry
+from batchyard.domain import nodes as node_rules
 from batchyard.domain.clock import now_ms
 from batchyard.domain.dependencies import MAX_DEPENDENCIES, readiness
-from batchyard.domain.jobs import Job, JobStatus, child_id, empty_counts
+from batchyard.domain.jobs import Job, JobStatus, child_id, empty_counts, node_id
 from batchyard.domain.resources import ACTIVE, DELETED, DELETING, ENABLED, JobDefinition, JobQueue
 from batchyard.errors import Conflict, InvalidRequest, NotFound, NotSupported
 from batchyard.service.context import JOBS, Context
@@ -85,9 +86,18 @@ def resolve_container(
     jd: JobDefinition, overrides: dict[str, Any] | None, parameters: dict[str, str]
 ) -> dict[str, Any]:
     """The container the job runs: the definition's, overridden, ``Ref::`` substituted."""
-    container = dict(jd.spec.get("container_properties") or {})
+    return override_container(jd.spec.get("container_properties") or {}, overrides, parameters)
+
+
+def override_container(
+    base: dict[str, Any],
+    overrides: dict[str, Any] | None,
+    parameters: dict[str, str],
+    field: str = "containerOverrides",
+) -> dict[str, Any]:
+    container = dict(base)
     overrides = overrides or {}
-    check_environment(overrides.get("environment") or [], "containerOverrides.environment")
+    check_environment(overrides.get("environment") or [], f"{field}.environment")
     if overrides.get("command") is not None:
         container["command"] = overrides["command"]
     if overrides.get("environment"):
@@ -107,6 +117,14 @@ def resolve_container(
     if container.get("command"):
         container["command"] = params.substitute(container["command"], parameters)
     return container
+
+
+def _require_command(container: dict[str, Any], jd: JobDefinition, who: str) -> None:
+    if not container.get("command"):
+        raise InvalidRequest(
+            f"{who} has no command: batchyard runs the command on the host, not a container "
+            f"image's default; set the command in {jd.ref}'s container or in the overrides"
+        )
 
 
 class Submitter:
@@ -129,7 +147,6 @@ class Submitter:
                 MAX_SCHEDULING_PRIORITY,
             )
         for what, value in (
-            ("nodeOverrides", sub.node_overrides),
             ("eksPropertiesOverride", sub.eks_properties_override),
             ("ecsPropertiesOverride", sub.ecs_properties_override),
         ):
@@ -235,12 +252,7 @@ class Submitter:
             raise Conflict(
                 f"jobDefinition: {jd.ref} is INACTIVE (deregistered); use an ACTIVE revision"
             )
-        if jd.type != "container":
-            raise NotSupported(
-                f"jobDefinition {jd.ref} is a {jd.type} job definition; batchyard runs container "
-                "job definitions so far"
-            )
-        if "container_properties" not in jd.spec:
+        if jd.type == "container" and "container_properties" not in jd.spec:
             raise NotSupported(
                 f"jobDefinition {jd.ref} uses ecsProperties or eksProperties; batchyard runs jobs "
                 "from containerProperties so far"
@@ -269,14 +281,28 @@ class Submitter:
                 f"{queue.name!r} has none (leave shareIdentifier out)"
             )
         parameters = {**(jd.spec.get("parameters") or {}), **(sub.parameters or {})}
-        container = resolve_container(jd, sub.container_overrides, parameters)
-        if not container.get("command"):
-            raise InvalidRequest(
-                f"the job has no command: batchyard runs the command on the host, not a container "
-                f"image's default; set containerProperties.command in {jd.ref} or "
-                "containerOverrides.command"
+        nodes: list[tuple[dict[str, Any], requirements.Resources]] = []
+        if jd.type == "multinode":
+            if sub.array_size is not None:
+                raise InvalidRequest("a multi-node parallel job cannot also be an array job")
+            if sub.container_overrides:
+                raise InvalidRequest(
+                    "containerOverrides do not apply to multi-node parallel jobs; use "
+                    "nodeOverrides.nodePropertyOverrides"
+                )
+            num_nodes, main_node, per_node = node_rules.containers(
+                jd.spec["node_properties"], sub.node_overrides
             )
-        need = requirements.resolve(requirements.requested(container, "containerProperties"))
+            for i, (base_container, extra) in enumerate(per_node):
+                c = override_container(base_container, extra, parameters, f"node {i} overrides")
+                _require_command(c, jd, f"node {i}")
+                nodes.append((c, requirements.resolve(requirements.requested(c, f"node {i}"))))
+            container = None
+            need = nodes[main_node][1]
+        else:
+            container = resolve_container(jd, sub.container_overrides, parameters)
+            _require_command(container, jd, "the job")
+            need = requirements.resolve(requirements.requested(container, "containerProperties"))
         priority = sub.scheduling_priority_override
         if priority is None:
             priority = jd.spec.get("scheduling_priority")
@@ -313,6 +339,39 @@ class Submitter:
         waits, n_to_n, sequential = self._dependencies(conn, job_id, deps, sub.array_size, plan)
         if sequential:
             spec["sequential"] = True
+        if nodes:
+            ready = readiness(waits)
+            path = [S.SUBMITTED, S.PENDING] + ([ready.status] if ready.status != S.PENDING else [])
+            spec["node_properties"] = {
+                "num_nodes": num_nodes,
+                "main_node": main_node,
+                "node_range_properties": jd.spec["node_properties"]["node_range_properties"],
+            }
+            plan.add(
+                job_id,
+                {**base, "num_nodes": num_nodes, "tags": tags, "spec": spec},
+                path,
+                ready.reason,
+            )
+            failed = ready.status == S.FAILED
+            for i, (c, r) in enumerate(nodes):
+                plan.add(
+                    node_id(job_id, i),
+                    {
+                        **base,
+                        "node_index": i,
+                        "pos": i,
+                        "vcpus": r.vcpus,
+                        "memory_mib": r.memory_mib,
+                        "gpus": r.gpus,
+                        "tags": {},
+                        "spec": {"container": c},
+                    },
+                    [S.FAILED if failed else S.PENDING],
+                    ready.reason if failed else "Waiting for the multi-node job to start",
+                    parent=job_id,
+                )
+            return plan
         if sub.array_size is None:
             ready = readiness(waits)
             path = [S.SUBMITTED, S.PENDING] + ([ready.status] if ready.status != S.PENDING else [])
@@ -488,6 +547,7 @@ _DEFAULTS = {
     "array_size": None,
     "array_index": None,
     "node_index": None,
+    "num_nodes": None,
     "pos": 0,
     "attempt_count": 0,
     "is_cancelled": False,

@@ -41,6 +41,7 @@ def to_job(row: Row) -> Job:
         parent_seq=row.parent_seq,
         array_size=row.array_size,
         array_index=row.array_index,
+        num_nodes=row.num_nodes,
         node_index=row.node_index,
         rank=row.rank,
         root_seq=row.root_seq,
@@ -199,16 +200,36 @@ class Candidate(NamedTuple):
     gpus: int
     status_reason: str | None
     updated_at: int
+    num_nodes: int | None
 
 
 def runnable_candidates(conn: Connection, queue_id: int, limit: int) -> list[Candidate]:
-    """Like :func:`runnable_head`, with only the columns placement needs (no documents)."""
+    """Like :func:`runnable_head`, with only the columns placement needs (no documents).
+    A multi-node job's nodes are not candidates: the job is, as a whole."""
     rows = Raw(conn).query(
-        "SELECT seq, id, vcpus, memory_mib, gpus, status_reason, updated_at FROM jobs "
-        "WHERE queue_id = :q AND status = 'RUNNABLE' ORDER BY rank, root_seq, pos LIMIT :n",
+        "SELECT seq, id, vcpus, memory_mib, gpus, status_reason, updated_at, num_nodes "
+        "FROM jobs WHERE queue_id = :q AND status = 'RUNNABLE' AND node_index IS NULL "
+        "ORDER BY rank, root_seq, pos LIMIT :n",
         {"q": queue_id, "n": limit},
     )
     return [Candidate(*r) for r in rows]
+
+
+def nodes_of(conn: Connection, parent_seq: int) -> list[Job]:
+    rows = conn.execute(
+        select(_j)
+        .where(_j.c.parent_seq == parent_seq, _j.c.node_index.is_not(None))
+        .order_by(_j.c.node_index)
+    )
+    return [to_job(r) for r in rows]
+
+
+def active_multinode(conn: Connection) -> list[Job]:
+    """Multi-node jobs that have started and not finished."""
+    rows = conn.execute(
+        select(_j).where(_j.c.num_nodes.is_not(None), _j.c.status.in_(["STARTING", "RUNNING"]))
+    )
+    return [to_job(r) for r in rows]
 
 
 def pending_with_finished_dependency(conn: Connection, limit: int) -> list[int]:
@@ -409,6 +430,7 @@ class Change:
     values: dict[str, Any] = field(default_factory=dict)
     parent_seq: int | None = None  # an array child's parent, whose counts follow
     unless_terminated: bool = False  # also require that nobody asked to terminate the job
+    node: bool = False  # a node of a multi-node parallel job (may start over with a retry)
 
 
 def apply_transitions(conn: Connection, changes: Sequence[Change], now: int) -> list[Change]:
@@ -421,7 +443,7 @@ def apply_transitions(conn: Connection, changes: Sequence[Change], now: int) -> 
     history = []
     deltas: dict[int, dict[str, int]] = {}
     for c in changes:
-        check_transition(c.job_id, c.src, c.dst)
+        check_transition(c.job_id, c.src, c.dst, c.node)
         values: dict[str, Any] = {"status": c.dst.value, "updated_at": now, **c.values}
         if c.reason is not None:
             values["status_reason"] = c.reason

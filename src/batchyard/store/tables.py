@@ -170,6 +170,7 @@ jobs = Table(
     Column("parent_seq", BigInteger),
     Column("array_size", Integer),
     Column("array_index", Integer),
+    Column("num_nodes", Integer),  # a multi-node parallel job's parent
     Column("node_index", Integer),
     # dispatch order inside a queue: rank (minus the scheduling priority where a scheduling
     # policy applies, else 0), then submission (the root job's seq), then index

@@ -31,9 +31,30 @@ def _array_properties(view: JobView, summary_key: bool = True) -> dict[str, Any]
     return None
 
 
+def _node_details(view: JobView) -> dict[str, Any] | None:
+    if view.job.node_index is None:
+        return None
+    main = (view.spec.get("node_properties") or {}).get("main_node", 0)
+    return {"node_index": view.job.node_index, "is_main_node": view.job.node_index == main}
+
+
+def _node_summary(view: JobView) -> dict[str, Any] | None:
+    j = view.job
+    if j.num_nodes is not None:
+        return {"num_nodes": j.num_nodes}
+    details = _node_details(view)
+    return (
+        {**details, "num_nodes": (view.spec.get("node_properties") or {}).get("num_nodes")}
+        if details
+        else None
+    )
+
+
 def render_job(env: Env, view: JobView) -> dict[str, Any]:
     j, spec = view.job, view.spec
     container = {**(spec.get("container") or {}), **_last_container(view)}
+    if j.num_nodes is not None:
+        container = None  # a multi-node job has nodes, each with its container
     return {
         "job_arn": env.arns.arn(JOB, j.id),
         "job_name": j.name,
@@ -64,6 +85,8 @@ def render_job(env: Env, view: JobView) -> dict[str, Any]:
         "job_definition": env.arns.arn(JD, view.definition),
         "parameters": spec.get("parameters") or None,
         "container": container,
+        "node_properties": spec.get("node_properties") if j.num_nodes is not None else None,
+        "node_details": _node_details(view),
         "array_properties": _array_properties(view),
         "timeout": spec.get("timeout"),
         "tags": view.tags or None,
@@ -92,6 +115,7 @@ def render_summary(env: Env, view: JobView) -> dict[str, Any]:
         if last
         else None,
         "array_properties": _array_properties(view),
+        "node_properties": _node_summary(view),
         "job_definition": env.arns.arn(JD, view.definition),
         "is_cancelled": j.is_cancelled,
         "is_terminated": j.is_terminated,

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 15:40:19.517654
+Create Date: 2026-11-25 16:22:20.490907
 """
 
 from alembic import op
@@ -157,6 +157,7 @@ def upgrade() -> None:
     sa.Column('parent_seq', sa.BigInteger(), nullable=True),
     sa.Column('array_size', sa.Integer(), nullable=True),
     sa.Column('array_index', sa.Integer(), nullable=True),
+    sa.Column('num_nodes', sa.Integer(), nullable=True),
     sa.Column('node_index', sa.Integer(), nullable=True),
     sa.Column('rank', sa.Integer(), server_default='0', nullable=False),
     sa.Column('root_seq', sa.BigInteger(), nullable=False),
