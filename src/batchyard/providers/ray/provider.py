@@ -304,7 +304,10 @@ class RayProvider(Provider):
             items = []
             for i in msg["items"]:
                 self._where[i["id"]] = (address, ce)
-                items.append(Started(i["id"], i["at"], _ref(address, ce, i.get("node"))))
+                ref = _ref(address, ce, i.get("node"))
+                if i.get("ip"):
+                    ref["ip"] = i["ip"]
+                items.append(Started(i["id"], i["at"], ref))
             self.events.started(items)
         elif op == "exited":
             for i in msg["items"]:

@@ -163,7 +163,8 @@ class _Attempt:
     async def run(self) -> dict[str, Any]:
         node = ray.get_runtime_context().get_node_id()
         started = now_ms()
-        go = await self.sup.begin.remote(self.id, {"node": node, "at": started})
+        ip = ray.util.get_node_ip_address()  # a multi-node job's nodes find its main node by it
+        go = await self.sup.begin.remote(self.id, {"node": node, "ip": ip, "at": started})
         if not go.get("go"):
             return {"cancelled": True, "at": now_ms()}
         self.wake = asyncio.Event()
@@ -492,7 +493,9 @@ class Supervisor:
         if a is None or a["grace"] is not None:
             return {"go": False}
         a["begun"] = info
-        self._emit("started", {"id": aid, "at": info["at"], "node": info["node"]})
+        self._emit(
+            "started", {"id": aid, "at": info["at"], "node": info["node"], "ip": info.get("ip")}
+        )
         return {"go": True}
 
     async def output(self, aid: int, offset: int, data: bytes) -> None:
