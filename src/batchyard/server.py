@@ -67,7 +67,13 @@ class Runtime:
         if ray is not None:
             self.providers["ray"] = ray
         self.scheduler = Scheduler(self.store)
-        self.reconciler = ResourceReconciler(self.store, self.providers, self._busy)
+        self.reconciler = ResourceReconciler(
+            self.store,
+            self.providers,
+            self._busy,
+            wake=self.scheduler.wake,
+            wake_later=self.scheduler.wake_later,
+        )
         self.jobs = JobScheduler(
             self.store,
             settings,
@@ -77,7 +83,7 @@ class Runtime:
             wake=self.scheduler.wake,
             wake_later=self.scheduler.wake_later,
         )
-        self.scheduler.add_pass(self.reconciler.run_once)
+        self.scheduler.add_pass(self.reconciler.run_once, on_stop=self.reconciler.close)
         self.scheduler.add_pass(
             self.jobs.run_once, on_start=self.jobs.start, on_stop=self.jobs.stop
         )

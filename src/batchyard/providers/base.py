@@ -79,6 +79,7 @@ class ActiveAttempt:
     job_id: str
     status: str  # STARTING or RUNNING, as the store has it
     ref: dict[str, Any] | None
+    compute_environment: str = ""
 
 
 class Events(Protocol):
@@ -99,10 +100,21 @@ class Provider:
         """Can ``ce`` work, and what can it give (bounded by its maxvCpus)?"""
         raise NotImplementedError
 
-    def claim_ref(self) -> dict[str, Any]:
+    # Providers whose capacity changes on its own (nodes join and leave a cluster) are
+    # checked again this often; None: only when the compute environment changes.
+    recheck_seconds: float | None = None
+
+    def claim_ref(self, compute_environment: str) -> dict[str, Any]:
         """What to record with an attempt when it is claimed, before it is launched, so that
         whoever reconciles it later knows where to ask (e.g. which agent)."""
         return {}
+
+    async def scale(self, ce: ComputeEnvironment, vcpus: int) -> None:
+        """A managed compute environment's desired vCPUs (its queues' demand, clamped to
+        minvCpus..maxvCpus): providers with an autoscaler pass it on."""
+
+    async def forget(self, ce: ComputeEnvironment) -> None:
+        """The compute environment was deleted: release what the provider keeps for it."""
 
     async def launch(self, specs: list[LaunchSpec]) -> None:
         """Start these attempts; each is reported as started or exited later."""

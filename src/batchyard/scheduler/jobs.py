@@ -49,6 +49,7 @@ S = JobStatus
 EXITED_REASON = "Essential container in task exited"
 TIMEOUT_REASON = "Job attempt duration exceeded timeout"
 SWEEP_SECONDS = 60.0
+SCALE_SECONDS = 5.0  # how often managed compute environments' desiredvCpus follow demand
 SWEEP = "sweep"  # a topic: look for PENDING jobs whose dependencies ended (sent by followers)
 MAX_CANDIDATES = 256
 HEAD_WAITS = 3  # waiting jobs per queue whose statusReason each pass keeps current
@@ -112,6 +113,7 @@ class JobScheduler(MultiNode):
         self._array_sizes: dict[int, int] = {}
         self._next_sweep = 0.0
         self._next_retention = 0.0
+        self._next_scale = 0.0
         self._base_env = self._inherited_environment()
         self._writer = store.writer()
         self.held: dict[int, Held] = {}
@@ -184,7 +186,7 @@ class JobScheduler(MultiNode):
                 main=main,
             )
             by_provider.setdefault(r.provider, []).append(
-                ActiveAttempt(r.id, job.id, r.status, r.provider_ref)
+                ActiveAttempt(r.id, job.id, r.status, r.provider_ref, r.compute_environment)
             )
         for name, provider in self.providers.items():
             await provider.reconcile(by_provider.get(name, []))
@@ -223,11 +225,17 @@ class JobScheduler(MultiNode):
                 kills += self._terminations(conn)
             kills += self._timeouts(now)
             claims += self._place(conn, now)
+            scaling = self._demand(conn)
             expired = self._expire(conn, now)
         for stream in expired:
             path = self.logs.path(stream)
             if path is not None:
                 path.unlink(missing_ok=True)
+        for ce, vcpus in scaling:
+            try:
+                await self.providers[ce.provider].scale(ce, vcpus)
+            except Exception:
+                log.exception("provider %s failed to scale %s", ce.provider, ce.name)
         for provider_name, provider in self.providers.items():
             mine = [a for a in acks if a >= 0]
             if mine:
@@ -247,6 +255,13 @@ class JobScheduler(MultiNode):
             deadlines.append(self._next_action_at)
         if deadlines:
             self.wake_later(max(0.0, (min(deadlines) - now_ms()) / 1000))
+        scaled_up = any(
+            (cr := ce.compute_resources) is not None
+            and (cr.get("desired_vcpus") or 0) > (cr.get("min_vcpus") or 0)
+            for ce in (self._topology.environments.values() if self._topology else [])
+        )
+        if scaled_up:  # let desiredvCpus come back down when the work is done
+            self.wake_later(SCALE_SECONDS)
         # housekeeping (retention, the dependency sweep) also runs on an idle server
         self.wake_later(max(0.0, min(self._next_retention, self._next_sweep) - time.monotonic()))
 
@@ -344,7 +359,9 @@ class JobScheduler(MultiNode):
                         job.id,
                         S.STARTING,
                         S.RUNNABLE,
-                        "Returned to the queue: the server restarted before the job started",
+                        e.reason
+                        or "Returned to the queue: claimed but never started (the server or "
+                        "its provider restarted first)",
                         {"attempt_count": max(0, job.attempt_count - 1)},
                         parent_seq=job.parent_seq,
                     )
@@ -565,10 +582,50 @@ class JobScheduler(MultiNode):
                         )
                     )
                 elif not job.is_terminated:
-                    repo.update_job(conn, job.seq, is_terminated=True, status_reason=reason)
+                    repo.flag_terminated(conn, job.seq, reason, ["STARTING", "RUNNING"])
         applied = repo.apply_transitions(conn, changes, now)
         if applied:
             self.finished([c.seq for c in applied if c.dst in TERMINAL])
+
+    def _demand(self, conn: Connection) -> list[tuple[Any, int]]:
+        """Managed compute environments follow their queues' demand (at most every few
+        seconds): desiredvCpus = the vCPUs in use plus those RUNNABLE jobs ask for, between
+        minvCpus and maxvCpus. Returns the changes, for the providers to pass on."""
+        if time.monotonic() < self._next_scale or self._topology is None:
+            return []
+        self._next_scale = time.monotonic() + SCALE_SECONDS
+        wanted = repo.runnable_vcpus_by_queue(conn)
+        demand: dict[str, float] = {}
+        for r in [*self.running.values(), *self.held.values()]:
+            demand[r.environment] = demand.get(r.environment, 0.0) + r.need.vcpus
+        envs = self._topology.environments
+        for q in self._topology.queues:
+            order = sorted(q.compute_environment_order, key=lambda e: e.order)
+            usable = [
+                e.compute_environment
+                for e in order
+                if (ce := envs.get(e.compute_environment)) is not None
+                and ce.state == ENABLED
+                and ce.status == VALID
+            ]
+            if usable and wanted.get(q.id):
+                demand[usable[0]] = demand.get(usable[0], 0.0) + wanted[q.id]
+        changes = []
+        for ce in envs.values():
+            cr = ce.compute_resources
+            if cr is None or ce.status != VALID:
+                continue
+            low, high = cr.get("min_vcpus") or 0, cr.get("max_vcpus") or 0
+            desired = int(min(high, max(low, math.ceil(demand.get(ce.name, 0.0)))))
+            if desired != cr.get("desired_vcpus", low):  # unset means the minimum
+                res.update_compute_environment(
+                    conn,
+                    ce.id,
+                    spec={**ce.spec, "compute_resources": {**cr, "desired_vcpus": desired}},
+                )
+                cr["desired_vcpus"] = desired
+                changes.append((ce, desired))
+        return changes
 
     def _expire(self, conn: Connection, now: int) -> list[str]:
         """Delete jobs that finished longer ago than the retention (a bounded batch each
@@ -706,7 +763,7 @@ class JobScheduler(MultiNode):
                 ce.name,
                 ce.provider,
                 stream,
-                {"pool": pool, **self.providers[ce.provider].claim_ref()},
+                {"pool": pool, **self.providers[ce.provider].claim_ref(ce.name)},
             )
             r = Running(
                 attempt_id=attempt_id,

@@ -122,7 +122,7 @@ class MultiNode:
             environment,
             provider,
             stream,
-            {"pool": pool, **self.providers[provider].claim_ref()},
+            {"pool": pool, **self.providers[provider].claim_ref(environment)},
         )
         r = Running(
             attempt_id=attempt_id,

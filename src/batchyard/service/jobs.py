@@ -22,6 +22,8 @@ S = JobStatus
 MAX_DESCRIBE = 100
 MAX_BULK = 50
 MAX_REASON = 1024
+STARTED_NAMES = [s.value for s in STARTED]
+ACTIVE_NAMES = [s.value for s in S if s not in TERMINAL]
 
 
 @dataclass(slots=True)
@@ -328,7 +330,7 @@ class Jobs:
             if node and job.parent_seq in started_mnp:
                 # the job ends with its main node: the nodes are stopped, not cancelled
                 if terminate:
-                    repo.update_job(conn, job.seq, is_terminated=True, status_reason=reason)
+                    repo.flag_terminated(conn, job.seq, reason, ACTIVE_NAMES)
                 continue
             if job.status in NOT_STARTED:
                 changes.append(
@@ -343,8 +345,25 @@ class Jobs:
                         node=node,
                     )
                 )
-            elif terminate and job.status in STARTED:
-                repo.update_job(conn, job.seq, is_terminated=True, status_reason=reason)
+            elif (
+                terminate
+                and job.status in STARTED
+                and not repo.flag_terminated(conn, job.seq, reason, STARTED_NAMES)
+            ):
+                # it moved on since we read it: ended (nothing to do) or back to RUNNABLE
+                current = repo.job_by_id(conn, job.id)
+                if current is not None and current.status in NOT_STARTED:
+                    changes.append(
+                        repo.Change(
+                            current.seq,
+                            current.id,
+                            current.status,
+                            S.FAILED,
+                            reason,
+                            {flag: True},
+                            parent_seq=current.parent_seq,
+                        )
+                    )
         applied = repo.apply_transitions(conn, changes, now)
         return [c.seq for c in applied if c.dst in TERMINAL]
 

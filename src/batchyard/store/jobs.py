@@ -232,6 +232,15 @@ def active_multinode(conn: Connection) -> list[Job]:
     return [to_job(r) for r in rows]
 
 
+def runnable_vcpus_by_queue(conn: Connection) -> dict[int, float]:
+    """The vCPUs RUNNABLE jobs of each queue ask for (a multi-node job counts its nodes)."""
+    rows = Raw(conn).query(
+        "SELECT queue_id, SUM(vcpus) FROM jobs WHERE status = 'RUNNABLE' "
+        "AND num_nodes IS NULL GROUP BY queue_id"
+    )
+    return {q: float(v or 0) for q, v in rows}
+
+
 def pending_with_finished_dependency(conn: Connection, limit: int) -> list[int]:
     """PENDING jobs at least one of whose dependencies has finished: the ones a missed
     wake-up could leave waiting (checked at start-up and now and then)."""
@@ -512,6 +521,22 @@ def _update_parents(
         updates,
     )
     return apply_transitions(conn, finished, now) if finished else []
+
+
+def flag_terminated(conn: Connection, seq: int, reason: str, statuses: Iterable[str]) -> bool:
+    """Ask the scheduler to stop a job, if it is still in one of ``statuses`` (a job that
+    ended meanwhile stays as it ended). Returns whether the flag was set."""
+    params: dict[str, Any] = {"seq": seq, "reason": reason, "t": True}
+    raw = Raw(conn)
+    where = raw.in_list("s", statuses, params)
+    return (
+        raw.execute(
+            "UPDATE jobs SET is_terminated = :t, status_reason = :reason "
+            f"WHERE seq = :seq AND status IN {where}",
+            params,
+        )
+        == 1
+    )
 
 
 def update_job(conn: Connection, seq: int, **values: Any) -> None:

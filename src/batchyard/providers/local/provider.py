@@ -171,7 +171,7 @@ class LocalProvider(Provider):
 
     # ---- the provider interface -------------------------------------------------------------
 
-    def claim_ref(self) -> dict[str, Any]:
+    def claim_ref(self, compute_environment: str) -> dict[str, Any]:
         return {"agent": str(self.socket)}
 
     async def launch(self, specs: list[LaunchSpec]) -> None:
