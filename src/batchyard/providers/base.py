@@ -51,6 +51,12 @@ class LaunchSpec:
     vcpus: float
     memory_mib: int
     gpus: int = 0
+    # a node of a multi-node parallel job: which one, and (on every node) the whole gang's
+    # needs as (vcpus, memory_mib, gpus) per node index, so a provider can reserve them at
+    # once and spread them over distinct machines
+    node_index: int | None = None
+    gang: str | None = None  # the multi-node job's id
+    gang_needs: tuple[tuple[float, int, int], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

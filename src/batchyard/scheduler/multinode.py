@@ -148,7 +148,16 @@ class MultiNode:
         )
         if not main:
             env["AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"] = main_address or "127.0.0.1"
-        return r, LaunchSpec(**{**_fields(spec), "env": env})
+        gang = tuple((n.vcpus, n.memory_mib, n.gpus) for n in repo.nodes_of(conn, parent.seq))
+        return r, LaunchSpec(
+            **{
+                **_fields(spec),
+                "env": env,
+                "node_index": node.node_index,
+                "gang": parent.id,
+                "gang_needs": gang,
+            }
+        )
 
     def _start_children(
         self: JobScheduler, conn: Connection, main: Running, started: Started, now: int
