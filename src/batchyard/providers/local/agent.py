@@ -38,6 +38,7 @@ log = logging.getLogger("batchyard.agent")
 READ_CHUNK = 1 << 16
 MAX_LINE = 256 * 1024  # a CloudWatch event's limit; longer lines are split
 EXIT_GRACE = 2.0  # after the job's main process exits, wait this long for its output's end
+SAMPLE_SECONDS = 1.0  # process-tree memory sampling of jobs without a cgroup
 SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
 
 
@@ -64,6 +65,7 @@ class Job:
     rusage: Any = None
     eof: bool = False
     killed_by_request: bool = False
+    tree_peak_mib: float = 0.0  # sampled when the job has no cgroup to say it
 
 
 class Agent:
@@ -80,6 +82,7 @@ class Agent:
         self.outbuf = bytearray()
         self.stopping = False
         self.idle_since = time.monotonic()
+        self.next_sample = 0.0
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self.cgroups: Cgroups | None = detect() if enforce_limits else None
         (home / "work").mkdir(parents=True, exist_ok=True)
@@ -122,6 +125,7 @@ class Agent:
                     elif kind == "pipe":
                         self._read_output(job)
                 self._fire_timers()
+                self._sample_trees()
                 self._flush()
                 if self._should_exit():
                     break
@@ -289,7 +293,8 @@ class Agent:
         r = w = -1
         cgroup = None
         try:
-            os.makedirs(workdir, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(workdir)
             if user is not None:
                 os.chown(workdir, user["uid"], user["gid"])
             log_fd = os.open(
@@ -347,6 +352,32 @@ class Agent:
         self.by_pid[pid] = job
         self.sel.register(r, selectors.EVENT_READ, ("pipe", job))
         return job
+
+    def _sample_trees(self) -> None:
+        """Without a cgroup, the peak memory of a job's whole process tree is sampled (at
+        most once a second, one pass over the process table for all such jobs)."""
+        jobs = {j.pid: j for j in self.running.values() if j.cgroup is None and j.status is None}
+        now = time.monotonic()
+        if not jobs or now < self.next_sample:
+            return
+        self.next_sample = now + SAMPLE_SECONDS
+        import psutil
+
+        children: dict[int, list[int]] = {}
+        rss: dict[int, int] = {}
+        for p in psutil.process_iter(["ppid", "memory_info"]):
+            info = p.info
+            if info.get("memory_info") is None:
+                continue
+            rss[p.pid] = info["memory_info"].rss
+            children.setdefault(info["ppid"], []).append(p.pid)
+        for pid, job in jobs.items():
+            total, todo = 0, [pid]
+            while todo:
+                p = todo.pop()
+                total += rss.get(p, 0)
+                todo += children.get(p, [])
+            job.tree_peak_mib = max(job.tree_peak_mib, total / 2**20)
 
     def _fail(self, attempt_id: int, reason: str) -> None:
         record = {"id": attempt_id, "exit_code": None, "reason": reason, "at": now_ms()}
@@ -479,9 +510,22 @@ class Agent:
         if job.cgroup is not None:
             record["usage"].update(job.cgroup.usage())
             job.cgroup.remove()
-        shutil.rmtree(job.workdir, ignore_errors=True)
+        elif job.tree_peak_mib:
+            record["usage"]["tree_peak_memory_mib"] = round(job.tree_peak_mib, 3)
+        _remove_dir(job.workdir)
         self.exited[job.id] = record
         self._send({"op": "exited", "items": [record]})
+
+
+def _remove_dir(path: str) -> None:
+    """Remove a job's working directory; most are empty, and rmdir is cheap where rmtree is
+    not."""
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> None:
