@@ -570,17 +570,7 @@ class JobScheduler(MultiNode):
                 continue
             for job in repo.unfinished_in_queue(conn, q.id):
                 if job.status in NOT_STARTED:
-                    changes.append(
-                        repo.Change(
-                            job.seq,
-                            job.id,
-                            job.status,
-                            S.FAILED,
-                            reason,
-                            {"is_terminated": True},
-                            parent_seq=job.parent_seq,
-                        )
-                    )
+                    changes.append(repo.Change.fail(job, reason, is_terminated=True))
                 elif not job.is_terminated:
                     repo.flag_terminated(conn, job.seq, reason, ["STARTING", "RUNNING"])
         applied = repo.apply_transitions(conn, changes, now)
@@ -816,18 +806,11 @@ class JobScheduler(MultiNode):
                 if now < due:
                     self._next_action_at = min(self._next_action_at or due, due)
                     continue
-                cancel.append(
-                    repo.Change(
-                        job.seq,
-                        job.id,
-                        S.RUNNABLE,
-                        S.FAILED,
-                        f"{a['reason']}: cancelled by job queue {queue.name}'s "
-                        f"jobStateTimeLimitActions after {a['max_time_seconds']} s in RUNNABLE",
-                        {"is_cancelled": True},
-                        parent_seq=job.parent_seq,
-                    )
+                reason = (
+                    f"{a['reason']}: cancelled by job queue {queue.name}'s "
+                    f"jobStateTimeLimitActions after {a['max_time_seconds']} s in RUNNABLE"
                 )
+                cancel.append(repo.Change.fail(job, reason, is_cancelled=True))
                 break
         applied = repo.apply_transitions(conn, cancel, now)
         if applied:

@@ -17,6 +17,7 @@ from batchyard.service.job_definitions import parse_ref
 from batchyard.service.submit import Submission, Submitter
 from batchyard.store import jobs as repo
 from batchyard.store import resources as res
+from batchyard.store.rows import from_row
 
 S = JobStatus
 MAX_DESCRIBE = 100
@@ -70,17 +71,7 @@ class BulkResult:
 
 
 def _to_attempt(row: Any) -> Attempt:
-    return Attempt(
-        number=row.number,
-        compute_environment=row.compute_environment,
-        status=row.status,
-        started_at=row.started_at,
-        stopped_at=row.stopped_at,
-        exit_code=row.exit_code,
-        reason=row.reason,
-        status_reason=row.status_reason,
-        log_stream=row.log_stream,
-    )
+    return from_row(Attempt, row)
 
 
 class Jobs:
@@ -333,18 +324,7 @@ class Jobs:
                     repo.flag_terminated(conn, job.seq, reason, ACTIVE_NAMES)
                 continue
             if job.status in NOT_STARTED:
-                changes.append(
-                    repo.Change(
-                        job.seq,
-                        job.id,
-                        job.status,
-                        S.FAILED,
-                        reason,
-                        {flag: True},
-                        parent_seq=None if node else job.parent_seq,
-                        node=node,
-                    )
-                )
+                changes.append(repo.Change.fail(job, reason, **{flag: True}))
             elif (
                 terminate
                 and job.status in STARTED
@@ -353,17 +333,7 @@ class Jobs:
                 # it moved on since we read it: ended (nothing to do) or back to RUNNABLE
                 current = repo.job_by_id(conn, job.id)
                 if current is not None and current.status in NOT_STARTED:
-                    changes.append(
-                        repo.Change(
-                            current.seq,
-                            current.id,
-                            current.status,
-                            S.FAILED,
-                            reason,
-                            {flag: True},
-                            parent_seq=current.parent_seq,
-                        )
-                    )
+                    changes.append(repo.Change.fail(current, reason, **{flag: True}))
         applied = repo.apply_transitions(conn, changes, now)
         return [c.seq for c in applied if c.dst in TERMINAL]
 

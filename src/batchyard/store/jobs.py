@@ -18,6 +18,7 @@ from batchyard.domain import arrays
 from batchyard.domain.jobs import TERMINAL, Job, JobStatus, check_transition
 from batchyard.store import tables as t
 from batchyard.store.raw import Raw
+from batchyard.store.rows import from_row
 
 _j = t.jobs
 _a = t.attempts
@@ -26,37 +27,12 @@ _h = t.job_transitions
 
 
 def to_job(row: Row) -> Job:
-    return Job(
-        seq=row.seq,
-        id=row.id,
-        name=row.name,
-        queue_id=row.queue_id,
-        definition_id=row.definition_id,
+    return from_row(
+        Job,
+        row,
         status=JobStatus(row.status),
-        status_reason=row.status_reason,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        stopped_at=row.stopped_at,
-        updated_at=row.updated_at,
-        parent_seq=row.parent_seq,
-        array_size=row.array_size,
-        array_index=row.array_index,
-        num_nodes=row.num_nodes,
-        node_index=row.node_index,
-        rank=row.rank,
-        root_seq=row.root_seq,
-        pos=row.pos,
-        scheduling_priority=row.scheduling_priority,
-        share_identifier=row.share_identifier,
-        vcpus=row.vcpus,
-        memory_mib=row.memory_mib,
-        gpus=row.gpus,
-        attempt_count=row.attempt_count,
-        is_cancelled=row.is_cancelled,
-        is_terminated=row.is_terminated,
-        array_counts=row.array_counts,
-        tags=row.tags,
-        spec=row.spec,
+        is_cancelled=bool(row.is_cancelled),
+        is_terminated=bool(row.is_terminated),
     )
 
 
@@ -440,6 +416,22 @@ class Change:
     parent_seq: int | None = None  # an array child's parent, whose counts follow
     unless_terminated: bool = False  # also require that nobody asked to terminate the job
     node: bool = False  # a node of a multi-node parallel job (may start over with a retry)
+
+    @classmethod
+    def fail(cls, job: Job, reason: str, **values: Any) -> Change:
+        """A job that has not started ends FAILED (cancelled, terminated, its queue deleted,
+        a time limit reached)."""
+        node = job.node_index is not None
+        return cls(
+            job.seq,
+            job.id,
+            job.status,
+            JobStatus.FAILED,
+            reason,
+            values,
+            parent_seq=None if node else job.parent_seq,
+            node=node,
+        )
 
 
 def apply_transitions(conn: Connection, changes: Sequence[Change], now: int) -> list[Change]:

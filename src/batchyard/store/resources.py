@@ -23,6 +23,7 @@ from batchyard.domain.resources import (
     SchedulingPolicy,
 )
 from batchyard.store import tables as t
+from batchyard.store.rows import from_row
 
 # Row locks for read-modify-write transactions: "update" for the row about to change, "share"
 # for a row that must not change or go away meanwhile. They matter on PostgreSQL; SQLite
@@ -40,20 +41,7 @@ _ce = t.compute_environments
 
 
 def _to_ce(row: Row) -> ComputeEnvironment:
-    return ComputeEnvironment(
-        id=row.id,
-        name=row.name,
-        uuid=row.uuid,
-        type=row.type,
-        state=row.state,
-        status=row.status,
-        status_reason=row.status_reason,
-        provider=row.provider,
-        spec=row.spec,
-        tags=row.tags,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    return from_row(ComputeEnvironment, row)
 
 
 def insert_compute_environment(conn: Connection, **values: Any) -> int:
@@ -243,16 +231,7 @@ _jd = t.job_definitions
 
 
 def _to_jd(row: Row) -> JobDefinition:
-    return JobDefinition(
-        id=row.id,
-        name=row.name,
-        revision=row.revision,
-        status=row.status,
-        type=row.type,
-        spec=row.spec,
-        tags=row.tags,
-        created_at=row.created_at,
-    )
+    return from_row(JobDefinition, row)
 
 
 def latest_revision(conn: Connection, name: str) -> int:
@@ -325,9 +304,7 @@ def update_job_definition(conn: Connection, jd_id: int, **values: Any) -> None:
 
 
 def _to_sp(row: Row) -> SchedulingPolicy:
-    return SchedulingPolicy(
-        id=row.id, name=row.name, spec=row.spec, tags=row.tags, created_at=row.created_at
-    )
+    return from_row(SchedulingPolicy, row)
 
 
 def insert_scheduling_policy(conn: Connection, **values: Any) -> int:
@@ -369,15 +346,7 @@ _cr = t.consumable_resources
 
 
 def _to_cr(row: Row) -> ConsumableResource:
-    return ConsumableResource(
-        id=row.id,
-        name=row.name,
-        resource_type=row.resource_type,
-        total_quantity=row.total_quantity,
-        in_use_quantity=row.in_use_quantity,
-        tags=row.tags,
-        created_at=row.created_at,
-    )
+    return from_row(ConsumableResource, row)
 
 
 def insert_consumable_resource(conn: Connection, **values: Any) -> int:
