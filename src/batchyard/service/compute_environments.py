@@ -141,7 +141,7 @@ class ComputeEnvironments:
                 ce = repo.compute_environment(conn, name)
         except IntegrityError:
             raise Conflict(f"A compute environment named {name!r} already exists") from None
-        self.ctx.wake(RESOURCES)
+        self.ctx.changed(RESOURCES)
         assert ce is not None
         return ce
 
@@ -216,7 +216,7 @@ class ComputeEnvironments:
                 values["state"] = state
             repo.update_compute_environment(conn, ce.id, **values)
             ce = repo.compute_environment(conn, name)
-        self.ctx.wake(RESOURCES)
+        self.ctx.changed(RESOURCES)
         assert ce is not None
         return ce
 
@@ -242,7 +242,7 @@ class ComputeEnvironments:
             repo.update_compute_environment(
                 conn, ce.id, status=DELETING, status_reason="Deleting", updated_at=now_ms()
             )
-        self.ctx.wake(RESOURCES)
+        self.ctx.changed(RESOURCES)
 
     def describe(
         self,

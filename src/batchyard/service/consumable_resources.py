@@ -131,7 +131,7 @@ class ConsumableResources:
                     conn, "UpdateConsumableResource", client_token, request_hash, result, now
                 )
             cr = repo.consumable_resource(conn, name)
-        self.ctx.wake(RESOURCES)
+        self.ctx.changed(RESOURCES)
         assert cr is not None
         return cr
 

@@ -24,3 +24,11 @@ class Context:
     providers: frozenset[str] = frozenset({"local"})
     # jobs the service ended (cancel): the scheduler resolves their dependents
     finished: Callable[[list[int]], None] = lambda seqs: None
+    # bumped by every resource change in this process: caches of resources compare it
+    generation: int = 0
+
+    def changed(self, topic: str) -> None:
+        """After committing a change: tell the scheduler, and invalidate resource caches."""
+        if topic == RESOURCES:
+            self.generation += 1
+        self.wake(topic)

@@ -11,7 +11,7 @@ from batchyard.domain import checks, requirements, retry
 from batchyard.domain.clock import now_ms
 from batchyard.domain.resources import ACTIVE, INACTIVE, JobDefinition, Page
 from batchyard.errors import Conflict, InvalidRequest, NotFound
-from batchyard.service.context import Context
+from batchyard.service.context import RESOURCES, Context
 from batchyard.service.pagination import cut_page, page_size
 from batchyard.store import resources as repo
 
@@ -91,6 +91,7 @@ class JobDefinitions:
                     )
                     jd = repo.job_definition_by_id(conn, jd_id)
                 assert jd is not None
+                self.ctx.changed(RESOURCES)
                 return jd
             except IntegrityError:
                 continue
@@ -170,6 +171,7 @@ class JobDefinitions:
             if jd.status == INACTIVE:
                 raise Conflict(f"job definition {name}:{revision} is already INACTIVE")
             repo.update_job_definition(conn, jd.id, status=INACTIVE)
+        self.ctx.changed(RESOURCES)
 
     def describe(
         self,

@@ -89,7 +89,7 @@ class JobQueues:
                 queue = repo.job_queue_by_id(conn, queue_id)
         except IntegrityError:
             raise Conflict(f"A job queue named {name!r} already exists") from None
-        self.ctx.wake(RESOURCES)
+        self.ctx.changed(RESOURCES)
         assert queue is not None
         return queue
 
@@ -220,7 +220,7 @@ class JobQueues:
                 )
             repo.update_job_queue(conn, queue.id, **values)
             queue = repo.job_queue_by_id(conn, queue.id)
-        self.ctx.wake(RESOURCES)
+        self.ctx.changed(RESOURCES)
         assert queue is not None
         return queue
 
@@ -239,7 +239,7 @@ class JobQueues:
             repo.update_job_queue(
                 conn, queue.id, status=DELETING, status_reason="Deleting", updated_at=now_ms()
             )
-        self.ctx.wake(RESOURCES)
+        self.ctx.changed(RESOURCES)
 
     def describe(
         self, names: list[str] | None, max_results: int | None, next_token: str | None

@@ -128,7 +128,7 @@ class SchedulingPolicies:
                     )
                 spec["quota_share_policy"] = quota_share_policy
             repo.update_scheduling_policy(conn, policy.id, spec=spec, updated_at=now_ms())
-        self.ctx.wake(RESOURCES)
+        self.ctx.changed(RESOURCES)
 
     def delete(self, name: str) -> None:
         with self.ctx.store.write() as conn:

@@ -8,6 +8,7 @@ scheduler only has to dispatch it.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ MIN_ARRAY, MAX_ARRAY = 2, 10_000
 # queue and job name within 24 hours returns the first job instead of creating another.
 CLIENT_TOKEN_TAG = "batchyard:client-token"
 CLIENT_TOKEN_TTL_MS = 24 * 3600 * 1000
+LOOKUP_SECONDS = 1.0
 RESERVED_ENV_PREFIX = "AWS_BATCH"
 
 
@@ -130,6 +132,7 @@ def _require_command(container: dict[str, Any], jd: JobDefinition, who: str) -> 
 class Submitter:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self._lookups: dict[tuple[str, str], tuple[int, float, JobQueue, JobDefinition]] = {}
 
     def submit(self, sub: Submission) -> Job:
         checks.job_name(sub.name)
@@ -179,12 +182,27 @@ class Submitter:
 
         The queue and the job definition are looked up first, outside the shared commit
         (which does one submission after another); inside it they are only re-checked."""
-        with self.ctx.store.read() as conn:
-            queue = self._queue(conn, sub.queue)
-            jd = self._definition(conn, sub.job_definition)
+        queue, jd = self._lookup(sub.queue, sub.job_definition)
         return self.ctx.store.grouped(
             lambda conn: self._store_in(conn, sub, queue, jd, tags, token)
         )
+
+    def _lookup(self, queue_name: str, definition: str) -> tuple[JobQueue, JobDefinition]:
+        """The queue and job definition a submission names, remembered for a second (and
+        until this server changes any resource): a burst of submissions reads them once.
+        What could make them stale is checked again inside the commit (see _recheck)."""
+        key = (queue_name, definition)
+        generation, now = self.ctx.generation, time.monotonic()
+        hit = self._lookups.get(key)
+        if hit is not None and hit[0] == generation and now < hit[1]:
+            return hit[2], hit[3]
+        with self.ctx.store.read() as conn:
+            queue = self._queue(conn, queue_name)
+            jd = self._definition(conn, definition)
+        if len(self._lookups) > 1024:
+            self._lookups.clear()
+        self._lookups[key] = (generation, now + LOOKUP_SECONDS, queue, jd)
+        return queue, jd
 
     def _store_in(
         self,
