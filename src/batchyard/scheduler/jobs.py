@@ -314,7 +314,9 @@ class JobScheduler(MultiNode):
         for parent_seq in self._launch_children:  # after a restart
             main = next((r for r in self.running.values() if r.mnp == parent_seq and r.main), None)
             if main is not None and main.started_at is not None:
-                ref = {}
+                # the main node's address as its provider reported it when it started
+                rows = repo.attempts_of(conn, [main.job_seq])[main.job_seq]
+                ref = dict(rows[-1].provider_ref or {}) if rows else {}
                 claims += self._start_children(
                     conn, main, Started(main.attempt_id, main.started_at, ref), now
                 )

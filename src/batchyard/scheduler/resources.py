@@ -64,6 +64,7 @@ class ResourceReconciler:
         deletion) may have become possible because jobs ended, or when a re-check is due."""
         due = self._due()
         if topics is not None and RESOURCES not in topics and not self.waiting and not due:
+            self._arm_recheck()
             return False
         self.waiting = False
         changed = False
@@ -108,7 +109,12 @@ class ResourceReconciler:
                 ):
                     self.waiting = True
             changed = True
-        self._schedule_rechecks(ces)
+        self._recheck_every = {
+            ce.name: p.recheck_seconds
+            for ce in ces
+            if (p := self.providers.get(ce.provider)) is not None and p.recheck_seconds
+        }
+        self._arm_recheck()
         return changed
 
     def _due(self) -> set[str]:
@@ -120,15 +126,12 @@ class ResourceReconciler:
                 due.add(name)
         return due
 
-    def _schedule_rechecks(self, ces: list[ComputeEnvironment]) -> None:
-        self._recheck_every = {
-            ce.name: p.recheck_seconds
-            for ce in ces
-            if (p := self.providers.get(ce.provider)) is not None and p.recheck_seconds
-        }
+    def _arm_recheck(self) -> None:
+        """Wake for the next re-check that is due (a check under way re-arms when done)."""
         waits = [
             every - (time.monotonic() - self.checked_at.get(name, 0.0))
             for name, every in self._recheck_every.items()
+            if name not in self._checking
         ]
         if waits:
             self.wake_later(max(0.05, min(waits)))
