@@ -1,12 +1,15 @@
-"""Throughput and latency of the ray provider next to the local provider, and the Ray head
-node's memory with 1,000 queued jobs (the numbers in docs/ray.md).
+"""Throughput and latency of the ray provider next to the local provider, multi-node jobs on
+both, and the Ray head node's memory with 1,000 queued jobs (the numbers in docs/ray.md).
 
     python3 tests/ray/netns.py python3 tests/ray/measure.py [--jobs 400] [--queued 1000]
+        [--vcpus 0.25] [--mnp-runs 10]
 
 One batchyard server (SQLite) with two compute environments of the same size, one local and
 one on a Ray cluster started here (a head node without CPUs and two worker nodes of one CPU
 each, all on this host, inside the private network namespace netns.py makes), so both run
-eight 0.25-vCPU jobs at once.
+eight 0.25-vCPU jobs at once (``--vcpus 1``: two, like the benchmark suite's throughput).
+The multi-node figure is a 2-node job whose second node connects to the main node over TCP
+(0.5 vCPU each; on Ray a STRICT_SPREAD placement group over the two workers).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "integration")]
 import psutil  # noqa: E402
 from helpers import make_ce, make_queue, wait_for, wait_job  # noqa: E402
 from raycluster import RayCluster, ray_ce, ray_server_settings  # noqa: E402
+from test_ray_multinode import CHILD, MAIN  # noqa: E402
 
 from support.server import ServerProcess  # noqa: E402
 
@@ -78,6 +82,45 @@ def throughput(batch, queue: str, jd: str, jobs: int) -> dict[str, float]:
     took = time.monotonic() - t0
     assert job["status"] == "SUCCEEDED", job.get("statusReason")
     return {"jobs": jobs, "seconds": round(took, 2), "jobs_per_second": round(jobs / took, 2)}
+
+
+def multinode(batch, queue: str, runs: int, port: int) -> dict[str, float]:
+    """2-node jobs one at a time: submit → main node RUNNING, main RUNNING → other node
+    RUNNING (its launch waits for the main node's start), submit → SUCCEEDED seen (ms)."""
+    name = f"mnp-{queue}"
+    res = [{"type": "VCPU", "value": "0.5"}, {"type": "MEMORY", "value": "32"}]
+    batch.register_job_definition(
+        jobDefinitionName=name,
+        type="multinode",
+        parameters={"port": "0", "linger": "0"},
+        nodeProperties={
+            "numNodes": 2,
+            "mainNode": 0,
+            "nodeRangeProperties": [
+                {"targetNodes": "0", "container": {"command": ["python3", "-c", MAIN, "Ref::port", "Ref::linger"], "resourceRequirements": res}},
+                {"targetNodes": "1", "container": {"command": ["python3", "-c", CHILD, "Ref::port"], "resourceRequirements": res}},
+            ],
+        },
+    )  # fmt: skip
+    to_main, to_other, to_end = [], [], []
+    for i in range(runs):
+        t0 = time.time() * 1000
+        job_id = batch.submit_job(
+            jobName=f"mnp{i}", jobQueue=queue, jobDefinition=name,
+            parameters={"port": str(port + i)},
+        )["jobId"]  # fmt: skip
+        job = wait_job(batch, job_id, timeout=120)
+        seen = time.time() * 1000
+        assert job["status"] == "SUCCEEDED", job.get("statusReason")
+        main, other = batch.describe_jobs(jobs=[f"{job_id}#0", f"{job_id}#1"])["jobs"]
+        to_main.append(main["startedAt"] - job["createdAt"])
+        to_other.append(other["startedAt"] - main["startedAt"])
+        to_end.append(seen - t0)
+    return {
+        "submit_to_main_running_ms_median": statistics.median(to_main),
+        "main_to_other_running_ms_median": statistics.median(to_other),
+        "submit_to_succeeded_seen_ms_median": statistics.median(to_end),
+    }
 
 
 def rss_mib(pids: list[int]) -> float:
@@ -156,6 +199,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--queued", type=int, default=1000)
     parser.add_argument("--vcpus", default="0.25", help="each job's vCPUs")
+    parser.add_argument("--mnp-runs", type=int, default=10, help="2-node jobs (0: none)")
     args = parser.parse_args()
     global VCPUS
     VCPUS = args.vcpus
@@ -183,6 +227,9 @@ def main() -> None:
                 "latency": latency(batch, queue, jd, args.runs),
                 "throughput": throughput(batch, queue, jd, args.jobs),
             }
+            if args.mnp_runs:
+                port = 20000 if provider == "local" else 21000
+                results[provider]["multinode"] = multinode(batch, queue, args.mnp_runs, port)
             print(provider, json.dumps(results[provider]), flush=True)
         if args.queued:
             memory = head_memory(batch, cluster, server, "ray-q", args.queued)

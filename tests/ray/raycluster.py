@@ -62,6 +62,10 @@ class RayCluster:
                 return node
         raise AssertionError(f"no worker node {node_id}")
 
+    def remove(self, node: Any) -> None:
+        """A worker node leaves the cluster (stopped gracefully)."""
+        self.cluster.remove_node(node)
+
     def kill(self, node_id: str) -> None:
         """The node is lost: all its Ray processes are killed at once (SIGKILL)."""
         self.cluster.remove_node(self.worker(node_id), allow_graceful=False)

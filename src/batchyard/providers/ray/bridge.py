@@ -40,6 +40,7 @@ class Bridge:
         self.pollers: dict[str, asyncio.Task[None]] = {}
         self.remote: Any = None
         self.supervisor_class: Any = None
+        self.requested: int | None = None  # the vCPUs last asked of the autoscaler
 
     # ---- Ray --------------------------------------------------------------------------
 
@@ -127,12 +128,46 @@ class Bridge:
 
     async def op_check(self, msg: dict[str, Any]) -> dict[str, Any]:
         await self.supervisor(msg["ce"])
-        if msg.get("request") is not None:
+        # (checks come every recheck_seconds: the request is passed on when it changed)
+        if msg.get("request") is not None and int(msg["request"]) != self.requested:
             try:
-                await asyncio.to_thread(self._request_resources, int(msg["request"]))
+                await self.op_scale(msg)
             except Exception as e:  # a cluster without an autoscaler may refuse: not fatal
                 log.warning("request_resources failed: %s", e)
         return await asyncio.to_thread(self._resources)
+
+    async def op_scale(self, msg: dict[str, Any]) -> None:
+        await asyncio.to_thread(self._request_resources, int(msg["request"]))
+        self.requested = int(msg["request"])
+
+    async def op_forget(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """A deleted compute environment's supervisor leaves the cluster, unless it still
+        runs attempts. Its poll stops first: a poll would create the supervisor again."""
+        import ray
+
+        ce = msg["ce"]
+        poller = self.pollers.pop(ce, None)
+        if poller is not None:
+            poller.cancel()
+        handle = self.actors.pop(ce, None)
+        if handle is None:
+            handle = await asyncio.to_thread(self._existing, ce)
+            if handle is None:
+                return {"removed": False}
+        state = await handle.state.remote()
+        if state["running"]:
+            await self.supervisor(ce)  # keep it, and its poll
+            return {"removed": False, "why": f"{len(state['running'])} attempts still run"}
+        await asyncio.to_thread(ray.kill, handle, no_restart=True)
+        return {"removed": True}
+
+    def _existing(self, ce: str) -> Any:
+        import ray
+
+        try:
+            return ray.get_actor(self.remote.ACTOR_PREFIX + ce, namespace=self.namespace)
+        except ValueError:
+            return None
 
     async def op_launch(self, msg: dict[str, Any]) -> dict[str, Any]:
         sup = await self.supervisor(msg["ce"])

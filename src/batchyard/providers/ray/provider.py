@@ -41,6 +41,8 @@ DEFAULT_GCS_PORT = 6379
 CONNECT_SECONDS = 60.0  # a bridge's start: Python, import ray, ray.init
 CALL_SECONDS = 60.0
 CONNECT_TRIES = 2
+RECHECK_SECONDS = 15.0  # how often a compute environment's capacity is read again
+MAIN_ADDRESS = "AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"
 ZERO = Capacity(0.0, 0, 0)
 LOST = (
     "the Ray cluster no longer knows the job's task (the cluster or its batchyard supervisor "
@@ -205,8 +207,11 @@ class RayProvider(Provider):
         namespace: str,
         clusters: dict[str, str] | None = None,
         log_limit_bytes: int = 1 << 30,
+        recheck_seconds: float | None = RECHECK_SECONDS,
     ) -> None:
         self.home = home
+        # nodes join and leave a cluster: its compute environments are checked again this often
+        self.recheck_seconds = recheck_seconds
         self.namespace = namespace
         self.clusters = dict(clusters or {})
         self.log_limit_bytes = log_limit_bytes
@@ -217,6 +222,9 @@ class RayProvider(Provider):
         self._ce_address: dict[str, str] = {}
         self._nodes: dict[str, list[dict[str, Any]]] = {}  # address -> alive nodes' resources
         self._demand: dict[str, dict[str, int]] = {}  # address -> ce -> vCPUs for the autoscaler
+        self._scaling: dict[str, asyncio.Future[None]] = {}  # address -> request under way
+        self._scale_again: set[str] = set()  # addresses whose demand changed meanwhile
+        self._rechecks: dict[str, asyncio.TimerHandle] = {}  # ce -> wake-up for its recheck
         self._background: set[asyncio.Task[Any]] = set()
 
     # ---- where a compute environment runs -------------------------------------------------
@@ -304,9 +312,16 @@ class RayProvider(Provider):
             items = []
             for i in msg["items"]:
                 self._where[i["id"]] = (address, ce)
-                ref = _ref(address, ce, i.get("node"))
-                if i.get("ip"):
-                    ref["ip"] = i["ip"]
+                ref = _ref(address, ce, i.get("node"), i)
+                if i.get("placement_group"):
+                    log.info(
+                        "attempt %s (a node of a multi-node job) runs on Ray node %s in "
+                        "placement group %s (%s)",
+                        i["id"],
+                        i.get("node"),
+                        i["placement_group"],
+                        i.get("strategy"),
+                    )
                 items.append(Started(i["id"], i["at"], ref))
             self.events.started(items)
         elif op == "exited":
@@ -367,6 +382,7 @@ class RayProvider(Provider):
         address, why = self.address_of(ce)
         if address is None:
             return Check(False, why, ZERO)
+        self._recheck_later(ce.name)
         request = None
         cr = ce.compute_resources or {}
         if ce.type == MANAGED:
@@ -410,18 +426,100 @@ class RayProvider(Provider):
         )
         return Check(True, reason, cap, pool=self.pool_of(address), pool_capacity=cluster)
 
+    def _recheck_later(self, name: str) -> None:
+        """Wake the scheduler when ``name``'s recheck is due.
+
+        A workaround: the resource reconciler arms its recheck timer only on passes that get
+        past its early return, and the scheduler keeps only the earliest timer, so on an idle
+        server a recheck is otherwise not seen before the next resource change or the 60 s
+        housekeeping (see docs/ray.md). A wake-up with no news is a cheap pass; remove this
+        once the reconciler re-arms its timer on every pass."""
+        if not self.recheck_seconds or self.events is None:
+            return
+        old = self._rechecks.pop(name, None)
+        if old is not None:
+            old.cancel()
+        self._rechecks[name] = asyncio.get_running_loop().call_later(
+            self.recheck_seconds + 0.05, self._recheck_due, name
+        )
+
+    def _recheck_due(self, name: str) -> None:
+        self._rechecks.pop(name, None)
+        if self.events is not None:
+            self.events.started([])  # no news: only wakes the scheduler's loop
+
+    def claim_ref(self, compute_environment: str) -> dict[str, Any]:
+        """Where a claimed attempt will run, for a reconcile that comes before it starts."""
+        address = self._ce_address.get(compute_environment)
+        return _ref(address, compute_environment, None) if address else {}
+
     async def scale(self, ce: ComputeEnvironment, vcpus: int) -> None:
-        """Ask Ray's autoscaler for ``vcpus`` for ``ce`` (clamped to minvCpus..maxvCpus by
-        the caller): for the scheduler to call with the queues' demand (see docs/ray.md)."""
+        """The scheduler's desiredvCpus for ``ce`` (its queues' demand, clamped to
+        minvCpus..maxvCpus): the cluster's compute environments' sum goes to Ray's
+        autoscaler. Returns at once; the request is passed on in the background (the
+        scheduler's pass must not wait for a cluster), and changes that come meanwhile are
+        sent together once it is through."""
         address = self._ce_address.get(ce.name)
         if address is None:
-            return
+            return  # not checked yet: its check passes desiredvCpus on
         self._demand.setdefault(address, {})[ce.name] = int(vcpus)
-        bridge = await self._bridge(address)
-        with contextlib.suppress(RayUnavailable):
-            await bridge.call(
-                {"op": "check", "ce": ce.name, "request": sum(self._demand[address].values())}
+        self._request_resources(address)
+
+    def _request_resources(self, address: str) -> None:
+        self._scale_again.add(address)
+        if address not in self._scaling:
+            self._scaling[address] = asyncio.ensure_future(self._send_requests(address))
+
+    async def _send_requests(self, address: str) -> None:
+        try:
+            while address in self._scale_again:
+                self._scale_again.discard(address)
+                total = sum(self._demand.get(address, {}).values())
+                try:
+                    bridge = await self._bridge(address)
+                    await bridge.call({"op": "scale", "request": total})
+                except RayUnavailable as e:
+                    log.warning(
+                        "cannot ask the autoscaler of the Ray cluster %s for %d vCPUs: %s",
+                        address,
+                        total,
+                        e,
+                    )
+                    return  # the next change or check asks again
+        finally:
+            self._scaling.pop(address, None)
+
+    async def forget(self, ce: ComputeEnvironment) -> None:
+        """``ce`` was deleted: its supervisor actor leaves the cluster (in the background: a
+        cluster that does not answer must not hold up the server), and its demand no longer
+        counts for the autoscaler."""
+        timer = self._rechecks.pop(ce.name, None)
+        if timer is not None:
+            timer.cancel()
+        address = self._ce_address.pop(ce.name, None) or self.address_of(ce)[0]
+        if address is None:
+            return
+        if self._demand.get(address, {}).pop(ce.name, None) is not None:
+            self._request_resources(address)
+        self._spawn(self._forget(address, ce.name))
+
+    async def _forget(self, address: str, name: str) -> None:
+        try:
+            bridge = await self._bridge(address)
+            reply = await bridge.call({"op": "forget", "ce": name})
+        except RayUnavailable as e:
+            log.warning(
+                "cannot remove the supervisor of deleted compute environment %s from the Ray "
+                "cluster %s: %s",
+                name,
+                address,
+                e,
             )
+            return
+        if reply.get("removed"):
+            log.info("removed the supervisor of deleted compute environment %s", name)
+        elif reply.get("why"):
+            log.warning("kept the supervisor of compute environment %s: %s", name, reply["why"])
 
     async def launch(self, specs: list[LaunchSpec]) -> None:
         assert self.events is not None
@@ -439,7 +537,9 @@ class RayProvider(Provider):
                 continue
             runnable, refused = [], []
             for s in group:
-                (runnable if self._fits_a_node(address, s) else refused).append(s)
+                # a gang's nodes are checked all together by the supervisor, on fresh nodes
+                fits = s.gang is not None or self._fits_a_node(address, s)
+                (runnable if fits else refused).append(s)
             if refused:
                 self._fail(
                     refused,
@@ -462,6 +562,7 @@ class RayProvider(Provider):
                     "vcpus": s.vcpus,
                     "memory_mib": s.memory_mib,
                     "gpus": s.gpus,
+                    **_gang(s),
                 }
                 for s in runnable
             ]
@@ -538,7 +639,7 @@ class RayProvider(Provider):
         back-off) until it answers; its attempts stay as they are meanwhile."""
         by_address: dict[str, list[ActiveAttempt]] = {}
         for a in active:
-            address = _address_of_ref(a.ref)
+            address = _address_of_ref(a.ref) or self._ce_address.get(a.compute_environment)
             if address is None:
                 log.error("attempt %s has no Ray address in its record; it is lost", a.attempt_id)
                 assert self.events is not None
@@ -566,8 +667,12 @@ class RayProvider(Provider):
     async def _reconcile(self, address: str, items: list[ActiveAttempt]) -> None:
         assert self.events is not None
         bridge = await self._bridge(address)
-        ces = sorted({(a.ref or {}).get("ce") for a in items} - {None})
+        ces = sorted({a.compute_environment or (a.ref or {}).get("ce") for a in items} - {None, ""})
         reply = await bridge.call({"op": "state", "ces": ces}, CALL_SECONDS * 2)
+        # Where these compute environments run, before their checks say so: a multi-node
+        # job's nodes that wait for their main node are launched on the first pass.
+        for ce in [*ces, *reply["states"]]:
+            self._ce_address.setdefault(ce, address)
         running: dict[int, tuple[str, dict[str, Any]]] = {}
         exits: dict[int, tuple[str, dict[str, Any]]] = {}
         for ce, state in reply["states"].items():
@@ -583,7 +688,8 @@ class RayProvider(Provider):
                 ce, r = running[a.attempt_id]
                 self._where[a.attempt_id] = (address, ce)
                 if a.status == "STARTING" and r["begun"]:
-                    started.append(Started(a.attempt_id, r["at"], _ref(address, ce, r["node"])))
+                    # (with the address: a main node's others find it by that)
+                    started.append(Started(a.attempt_id, r["at"], _ref(address, ce, r["node"], r)))
                 continue
             if a.status == "STARTING":  # claimed, never handed to Ray: it may simply run again
                 ended.append(Exited(a.attempt_id, now_ms(), None, never_started=True))
@@ -606,15 +712,40 @@ class RayProvider(Provider):
             self.events.exited(ended)
 
     async def close(self) -> None:
-        for task in list(self._background):
+        for timer in self._rechecks.values():
+            timer.cancel()
+        self._rechecks.clear()
+        for task in [*self._background, *self._scaling.values()]:
             task.cancel()
         for bridge in list(self._bridges.values()):
             await bridge.close()
         self._bridges.clear()
 
 
-def _ref(address: str, ce: str, node: str | None) -> dict[str, Any]:
-    return {"address": address, "ce": ce, "node": node}
+def _ref(
+    address: str, ce: str, node: str | None, info: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    ref = {"address": address, "ce": ce, "node": node}
+    # the node's address (a multi-node job's nodes find their main node by it), and for such
+    # a node its placement group and strategy
+    for key, value in (info or {}).items():
+        if key in ("ip", "placement_group", "strategy") and value:
+            ref[key] = value
+    return ref
+
+
+def _gang(s: LaunchSpec) -> dict[str, Any]:
+    """What the supervisor needs of a multi-node job's node: which gang (the job and its
+    attempt), which bundle, every node's needs (the main node reserves them all)."""
+    if s.gang is None:
+        return {}
+    main = s.env.get("AWS_BATCH_JOB_MAIN_NODE_INDEX")
+    return {
+        "gang": s.gang,
+        "node_index": s.node_index,
+        "gang_needs": [list(n) for n in s.gang_needs or ()],
+        "main": str(s.node_index) == main if main is not None else MAIN_ADDRESS not in s.env,
+    }
 
 
 def _address_of_ref(ref: dict[str, Any] | None) -> str | None:

@@ -27,6 +27,10 @@ the same Python, not batchyard: it imports nothing but the standard library and 
   the job leaves behind escapes, kills the group and every leftover when the job's main
   process exits, and does the same if the Ray worker above it dies (``PR_SET_PDEATHSIG``):
   no orphan survives a cancelled task or a lost worker.
+- A **multi-node job** (a *gang*) gets a placement group when its main node is launched: one
+  bundle per node (its CPUs, memory, GPUs), STRICT_SPREAD when the cluster has distinct nodes
+  for all of them, else SPREAD. Each node's task runs in its own bundle; the group is removed
+  when the last node of the gang ends.
 """
 
 from __future__ import annotations
@@ -43,6 +47,13 @@ import time
 import uuid
 from typing import Any
 
+from ray.util.placement_group import (
+    placement_group,
+    placement_group_table,
+    remove_placement_group,
+)
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
 import ray
 
 PROTOCOL = 1
@@ -53,6 +64,9 @@ FLUSH_SECONDS = 0.05  # output is gathered this long into one message to the sup
 FLUSH_BYTES = 256 * 1024
 BUFFER_LIMIT = 64 << 20  # output a supervisor holds for the server before jobs must wait
 POLL_BYTES = 8 << 20  # output returned by one poll
+PLACE_CHECK_SECONDS = 2.0  # while a gang's placement group waits: can it still be placed?
+PG_PREFIX = "batchyard:"  # placement groups: batchyard:<namespace>:<ce>:<job>#<attempt>:<id>
+MAIN_ADDRESS = "AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"
 
 
 def now_ms() -> int:
@@ -373,6 +387,15 @@ class Supervisor:
         self._task = ray.remote(max_retries=0, retry_exceptions=False)(run_attempt)
         self._me: Any = None
         self._watches: set[asyncio.Future[None]] = set()
+        self.gangs: dict[str, _Gang] = {}  # "<job>#<attempt>" -> its placement group
+        self._pg_prefix = f"{PG_PREFIX}{ray.get_runtime_context().namespace}:{ce}:"
+        # A new incarnation knows no gang: placement groups an earlier one left are stale.
+        with contextlib.suppress(Exception):
+            for info in placement_group_table().values():
+                name = info.get("name") or ""
+                if name.startswith(self._pg_prefix) and info.get("state") != "REMOVED":
+                    with contextlib.suppress(Exception):
+                        remove_placement_group(ray.util.get_placement_group(name))
 
     def _events(self) -> tuple[asyncio.Event, asyncio.Event]:
         if self._changed is None or self._room is None:
@@ -405,17 +428,23 @@ class Supervisor:
             }
             if item.get("memory_mib"):
                 options["memory"] = int(item["memory_mib"]) * 2**20
-            ref = self._task.options(**options).remote(self._me, item)
             self.attempts[aid] = {
                 "id": aid,
                 "job": item["job"],
                 "log": item["log"],
-                "ref": ref,
+                "ref": None,  # a gang's node has none until its placement group is ready
                 "begun": None,
                 "grace": None,
                 "kill": asyncio.Event(),
+                "gang": None,
+                "main": bool(item.get("main")),
             }
-            watch = asyncio.ensure_future(self._watch(aid, ref))
+            if item.get("gang"):
+                watch = asyncio.ensure_future(self._gang_node(aid, item, options))
+            else:
+                ref = self._task.options(**options).remote(self._me, item)
+                self.attempts[aid]["ref"] = ref
+                watch = asyncio.ensure_future(self._watch(aid, ref))
             self._watches.add(watch)
             watch.add_done_callback(self._watches.discard)
             launched.append(aid)
@@ -427,10 +456,10 @@ class Supervisor:
             if a is None or a["grace"] is not None:
                 continue
             a["grace"] = float(grace)
-            if a["begun"] is None:
+            if a["begun"] is None and a["ref"] is not None:
                 # not running yet (waiting for resources, or about to begin): it never will
                 ray.cancel(a["ref"], force=False)
-            a["kill"].set()
+            a["kill"].set()  # (a gang's node waiting for its placement group gives up)
 
     async def ack(self, ids: list[int]) -> None:
         for aid in ids:
@@ -447,6 +476,8 @@ class Supervisor:
                     "begun": a["begun"] is not None,
                     "at": (a["begun"] or {}).get("at"),
                     "node": (a["begun"] or {}).get("node"),
+                    "ip": (a["begun"] or {}).get("ip"),
+                    **self._placement(a),
                 }
                 for a in self.attempts.values()
             ],
@@ -493,10 +524,16 @@ class Supervisor:
         if a is None or a["grace"] is not None:
             return {"go": False}
         a["begun"] = info
-        self._emit(
-            "started", {"id": aid, "at": info["at"], "node": info["node"], "ip": info.get("ip")}
-        )
+        if a["gang"] is not None and a["main"]:
+            a["gang"].ip = info.get("ip")  # where the other nodes find the main node
+        started = {"id": aid, "at": info["at"], "node": info["node"], "ip": info.get("ip")}
+        self._emit("started", {**started, **self._placement(a)})
         return {"go": True}
+
+    @staticmethod
+    def _placement(a: dict[str, Any]) -> dict[str, Any]:
+        g = a.get("gang")
+        return {} if g is None else {"placement_group": g.name, "strategy": g.strategy}
 
     async def output(self, aid: int, offset: int, data: bytes) -> None:
         a = self.attempts.get(aid)
@@ -525,7 +562,12 @@ class Supervisor:
             result = {"cancelled": True}
         except Exception as e:
             result = await self._failure(aid, e)
-        a = self.attempts.pop(aid, None) or {}
+        self._ended(aid, result)
+
+    def _ended(self, aid: int, result: dict[str, Any]) -> None:
+        if aid not in self.attempts:
+            return
+        a = self.attempts.pop(aid)
         record: dict[str, Any] = {
             "id": aid,
             "at": result.get("at") or now_ms(),
@@ -537,10 +579,108 @@ class Supervisor:
             record["reason"] = "Terminated before the job started on the Ray cluster"
         if a.get("begun") is None:
             record["never_began"] = True
-        if "kill" in a:
-            a["kill"].set()
+        a["kill"].set()
         self.exits[aid] = record
         self._emit("exited", record)
+        if a["gang"] is not None:
+            self._leave(a["gang"], aid)
+
+    # -- multi-node jobs --
+
+    async def _gang_node(self, aid: int, item: dict[str, Any], options: dict[str, Any]) -> None:
+        """A node of a multi-node job: the main node reserves the whole gang's placement group
+        and waits until Ray has placed it; every node runs in its own bundle."""
+        a = self.attempts[aid]
+        key = f"{item['gang']}#{item['attempt']}"
+        try:
+            if a["main"]:
+                gang = await self._reserve(aid, key, item)
+                if gang is None:
+                    return  # ended: not placeable, or terminated while waiting
+            else:
+                gang = self.gangs.get(key)
+                if gang is None or gang.closing or not gang.placed:
+                    self._ended(aid, {"exit_code": None, "reason": GANG_GONE, "at": now_ms()})
+                    return
+                gang.members.add(aid)
+                a["gang"] = gang
+                if gang.ip:  # the address the main node started with, also after a restart
+                    item = {**item, "env": {**item["env"], MAIN_ADDRESS: gang.ip}}
+            if a["grace"] is not None:  # terminated meanwhile
+                self._ended(aid, {"cancelled": True, "at": now_ms()})
+                return
+            strategy = PlacementGroupSchedulingStrategy(
+                placement_group=gang.pg,
+                placement_group_bundle_index=int(item["node_index"]),
+                placement_group_capture_child_tasks=False,
+            )
+            ref = self._task.options(**options, scheduling_strategy=strategy).remote(self._me, item)
+            a["ref"] = ref
+        except Exception as e:
+            reason = f"placing the multi-node job on the Ray cluster failed: {type(e).__name__}"
+            reason += f": {e}"
+            self._ended(aid, {"exit_code": None, "reason": reason, "at": now_ms()})
+            return
+        await self._watch(aid, ref)
+
+    async def _reserve(self, aid: int, key: str, item: dict[str, Any]) -> _Gang | None:
+        a = self.attempts[aid]
+        needs = [tuple(n) for n in item.get("gang_needs") or []]
+        bundles = [bundle(*n) for n in needs]
+        if not 0 <= int(item["node_index"]) < len(bundles):
+            raise ValueError(f"node {item['node_index']} of a gang of {len(bundles)}")
+        nodes = await asyncio.to_thread(alive_nodes)
+        strategy = choose_strategy(bundles, nodes)
+        if strategy is None:
+            reason = cannot_place(needs, nodes)
+            self._ended(aid, {"exit_code": None, "reason": reason, "at": now_ms()})
+            return None
+        name = f"{self._pg_prefix}{key}:{aid}"
+        pg = placement_group(bundles, strategy=strategy, name=name)
+        gang = _Gang(key, name, pg, strategy, aid)
+        self.gangs[key] = gang  # (an older gang of the same key keeps its own members)
+        gang.members.add(aid)
+        a["gang"] = gang
+        ready = asyncio.wrap_future(pg.ready().future())
+        killed = asyncio.ensure_future(a["kill"].wait())
+        try:
+            while True:
+                done, _ = await asyncio.wait(
+                    {ready, killed},
+                    timeout=PLACE_CHECK_SECONDS,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if ready in done:
+                    ready.result()
+                    gang.placed = True
+                    return gang
+                if killed in done or a["grace"] is not None:
+                    self._ended(aid, {"cancelled": True, "at": now_ms()})
+                    return None
+                # Ray keeps a placement group it cannot place waiting; so would the job,
+                # forever, once the nodes it needs have left: give up then
+                try:
+                    why = await asyncio.to_thread(_placement_problem, pg, bundles, strategy, needs)
+                except Exception:  # the GCS did not answer this time: look again later
+                    why = ""
+                if why:
+                    self._ended(aid, {"exit_code": None, "reason": why, "at": now_ms()})
+                    return None
+        finally:
+            killed.cancel()
+            ready.cancel()
+
+    def _leave(self, gang: _Gang, aid: int) -> None:
+        """A node of the gang ended; the last one out removes the placement group."""
+        gang.members.discard(aid)
+        if aid == gang.main:
+            gang.closing = True  # no node starts after the main node ended
+        if gang.members:
+            return
+        gang.closing = True
+        if self.gangs.get(gang.key) is gang:
+            del self.gangs[gang.key]
+        asyncio.get_running_loop().run_in_executor(None, _remove, gang.pg)
 
     async def _failure(self, aid: int, e: BaseException) -> dict[str, Any]:
         a = self.attempts.get(aid) or {}
@@ -577,6 +717,190 @@ class Supervisor:
         else:
             reason = f"the Ray task running the job failed: {kind}: {e}"
         return {"exit_code": None, "reason": reason, "at": now_ms(), "usage": {"node": node}}
+
+
+GANG_GONE = (
+    "the multi-node job's main node has ended: its placement group on the Ray cluster is gone"
+)
+
+
+class _Gang:
+    """A multi-node job's attempt on the cluster: its placement group and running nodes."""
+
+    def __init__(self, key: str, name: str, pg: Any, strategy: str, main: int) -> None:
+        self.key = key
+        self.name = name
+        self.pg = pg
+        self.strategy = strategy
+        self.main = main  # the main node's attempt
+        self.members: set[int] = set()  # its nodes' attempts that have not ended
+        self.placed = False
+        self.closing = False
+        self.ip: str | None = None
+
+
+def _remove(pg: Any) -> None:
+    with contextlib.suppress(Exception):
+        remove_placement_group(pg)
+
+
+# ---- placement: pure functions over the nodes' total resources ---------------------------------
+
+KINDS = ("CPU", "memory", "GPU")
+EPSILON = 1e-6
+SEARCH_STEPS = 20_000  # beyond this, packing is left to Ray
+
+
+def bundle(vcpus: float, memory_mib: int, gpus: int) -> dict[str, float]:
+    """A node's placement group bundle: exactly what its task will ask for."""
+    found = {"CPU": float(vcpus), "memory": float(int(memory_mib) * 2**20), "GPU": float(gpus)}
+    b = {k: v for k, v in found.items() if v > 0}
+    return b or {"CPU": 0.0001}  # Ray refuses an empty bundle
+
+
+def alive_nodes() -> list[dict[str, float]]:
+    return [
+        {k: float(v) for k, v in (n.get("Resources") or {}).items() if k in KINDS}
+        for n in ray.nodes()
+        if n.get("Alive")
+    ]
+
+
+def _fits(need: dict[str, float], have: dict[str, float]) -> bool:
+    return all(have.get(k, 0.0) + EPSILON >= v for k, v in need.items())
+
+
+def spread_fits(bundles: list[dict[str, float]], nodes: list[dict[str, float]]) -> bool:
+    """Can every bundle have a node of its own (STRICT_SPREAD)? A bipartite matching."""
+    if len(bundles) > len(nodes):
+        return False
+    fit = [[n for n, have in enumerate(nodes) if _fits(b, have)] for b in bundles]
+    if len({tuple(sorted(b.items())) for b in bundles}) == 1:
+        return len(fit[0]) >= len(bundles)
+    node_of: dict[int, int] = {}  # bundle -> node
+    bundle_on: dict[int, int] = {}  # node -> bundle
+    for first in sorted(range(len(bundles)), key=lambda b: len(fit[b])):
+        came: dict[int, int] = {}  # node -> the bundle that reached it
+        frontier, free = [first], None
+        while frontier and free is None:
+            nxt = []
+            for b in frontier:
+                for n in fit[b]:
+                    if n in came:
+                        continue
+                    came[n] = b
+                    if n not in bundle_on:
+                        free = n
+                        break
+                    nxt.append(bundle_on[n])
+                if free is not None:
+                    break
+            frontier = nxt
+        if free is None:
+            return False
+        n = free
+        while True:  # augment along the path
+            b = came[n]
+            previous = node_of.get(b)
+            node_of[b], bundle_on[n] = n, b
+            if b == first:
+                break
+            assert previous is not None
+            n = previous
+    return True
+
+
+def pack_fits(bundles: list[dict[str, float]], nodes: list[dict[str, float]]) -> bool | None:
+    """Can the bundles be packed onto the nodes at all (SPREAD)? None: not sure (a search
+    too large; Ray will tell)."""
+    if not all(any(_fits(b, n) for n in nodes) for b in bundles):
+        return False
+    for k in KINDS:
+        if sum(b.get(k, 0.0) for b in bundles) > sum(n.get(k, 0.0) for n in nodes) + EPSILON:
+            return False
+    order = sorted(bundles, key=lambda b: tuple(-b.get(k, 0.0) for k in ("GPU", "CPU", "memory")))
+    free = [dict(n) for n in nodes]
+    steps = 0
+
+    def place(i: int) -> bool | None:
+        nonlocal steps
+        if i == len(order):
+            return True
+        tried = set()
+        for room in free:
+            shape = tuple(round(room.get(k, 0.0), 6) for k in KINDS)
+            if shape in tried or not _fits(order[i], room):
+                continue
+            tried.add(shape)
+            steps += 1
+            if steps > SEARCH_STEPS:
+                return None
+            for k, v in order[i].items():
+                room[k] = room.get(k, 0.0) - v
+            found = place(i + 1)
+            for k, v in order[i].items():
+                room[k] += v
+            if found is not False:
+                return found
+        return False
+
+    if len(order) > 200:  # deep: first fit decreasing only
+        for b in order:
+            room = next((r for r in free if _fits(b, r)), None)
+            if room is None:
+                return None
+            for k, v in b.items():
+                room[k] = room.get(k, 0.0) - v
+        return True
+    return place(0)
+
+
+def choose_strategy(bundles: list[dict[str, float]], nodes: list[dict[str, float]]) -> str | None:
+    """STRICT_SPREAD when distinct nodes can hold all bundles, else SPREAD when they fit at
+    all (or may: left to Ray), else None."""
+    if spread_fits(bundles, nodes):
+        return "STRICT_SPREAD"
+    return None if pack_fits(bundles, nodes) is False else "SPREAD"
+
+
+def _describe_needs(needs: list[tuple[float, int, int]]) -> str:
+    counts: dict[tuple[float, int, int], int] = {}
+    for n in needs:
+        counts[n] = counts.get(n, 0) + 1
+    parts = []
+    for (vcpus, mem, gpus), count in counts.items():
+        gpu = f", {gpus:g} GPUs" if gpus else ""
+        parts.append(f"{count} × {vcpus:g} vCPUs, {mem} MiB{gpu}")
+    return "; ".join(parts)
+
+
+def cannot_place(
+    needs: list[tuple[float, int, int]], nodes: list[dict[str, float]], tail: str = ""
+) -> str:
+    cpus = ", ".join(f"{n.get('CPU', 0.0):g}" for n in nodes) or "none"
+    return (
+        f"CannotStartContainerError: the Ray cluster cannot place all {len(needs)} nodes of "
+        f"the multi-node job ({_describe_needs(needs)}) on its {len(nodes)} alive nodes "
+        f"(CPUs per node: {cpus}), neither each on a node of its own (STRICT_SPREAD) nor "
+        f"sharing nodes (SPREAD){tail}"
+    )
+
+
+def _placement_problem(
+    pg: Any, bundles: list[dict[str, float]], strategy: str, needs: list[tuple[float, int, int]]
+) -> str:
+    """Why a placement group Ray is still placing never will be, or ""."""
+    nodes = alive_nodes()
+    if strategy == "STRICT_SPREAD":
+        lost = not spread_fits(bundles, nodes)
+    else:
+        lost = pack_fits(bundles, nodes) is False
+    state = ((placement_group_table(pg) or {}).get("stats") or {}).get("scheduling_state")
+    if lost or state == "INFEASIBLE":
+        return cannot_place(
+            needs, nodes, f"; its placement group ({strategy}) waited for nodes that are gone"
+        )
+    return ""
 
 
 def _node_alive(node_id: str) -> bool:

@@ -7,7 +7,13 @@ server → bridge: requests carry an ``id`` and get one reply ``{"id", "ok": tru
 - ``check`` {ce, request?}: make sure the compute environment's supervisor exists; answer the
   cluster's live resources ``total``, ``available`` and ``nodes`` (alive ones); ``request``
   (a vCPU count) is passed to Ray's autoscaler.
-- ``launch`` {ce, items}; ``terminate`` {ce, ids, grace}; ``ack`` {ce, ids}
+- ``launch`` {ce, items}: an item of a multi-node job's node also has ``gang`` (the job),
+  ``node_index``, ``gang_needs`` (every node's [vcpus, memory_mib, gpus]) and ``main``
+- ``terminate`` {ce, ids, grace}; ``ack`` {ce, ids}
+- ``scale`` {request}: a vCPU count for Ray's autoscaler (the cluster's compute environments'
+  summed desiredvCpus)
+- ``forget`` {ce}: remove the (deleted) compute environment's supervisor unless it still runs
+  attempts; answers ``removed`` and, when kept, ``why``
 - ``state`` {}: every supervisor of the namespace: {ce: {incarnation, running, exits}}
 
 bridge → server, unprompted: ``ready`` {address}, ``started`` {ce, items}, ``exited`` {ce,
