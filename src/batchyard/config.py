@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_PORT = 8130
@@ -21,6 +21,42 @@ DEFAULT_DATA_DIR = Path("~/.batchyard")
 
 class ConfigError(Exception):
     """The settings are not usable; the message says which setting and why."""
+
+
+class Webhook(BaseModel):
+    """A webhook: job state change events are POSTed to ``url``, one event per request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,128}$")
+    url: str = Field(pattern=r"^https?://")
+    secret: str | None = Field(
+        None, description="Signs each body: header X-Batchyard-Signature: sha256=<hex HMAC>."
+    )
+    max_attempts: int = Field(10, ge=1, le=1000)
+    backoff_seconds: float = Field(1.0, gt=0)
+    max_backoff_seconds: float = Field(300.0, gt=0)
+    timeout_seconds: float = Field(10.0, gt=0)
+    statuses: list[str] | None = None  # only transitions to these statuses
+    queues: list[str] | None = None  # only jobs of these queues (names)
+    headers: dict[str, str] = Field(default_factory=dict)
+    start: str = Field("latest", pattern=r"^(latest|earliest)$")
+
+
+class Price(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    vcpu_hour: float | None = Field(None, ge=0)
+    gib_hour: float | None = Field(None, ge=0)
+    instance_type: str | None = None
+
+
+class InstancePrice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hourly: float = Field(ge=0)
+    vcpus: float = Field(gt=0)
+    memory_gib: float = Field(gt=0)
 
 
 class Settings(BaseSettings):
@@ -80,11 +116,94 @@ class Settings(BaseSettings):
     ray_namespace: str | None = Field(
         None, description="Ray namespace of this deployment's supervisors; default: per store."
     )
+    # Observability (docs/observability.md)
+    webhooks: list[Webhook] = Field(
+        default_factory=list,
+        description="Where job state change events are POSTed (at-least-once, in order per job).",
+    )
+    price_vcpu_hour: float = Field(
+        0.024, ge=0, description="Price of one vCPU for an hour (default: half an m5.large)."
+    )
+    price_gib_hour: float = Field(
+        0.006, ge=0, description="Price of one GiB of memory for an hour (m5.large's other half)."
+    )
+    compute_environment_prices: dict[str, Price] = Field(
+        default_factory=dict,
+        description="Per compute environment: its own vCPU-hour and GiB-hour prices, or an "
+        "instance type of instance_prices.",
+    )
+    instance_prices: dict[str, InstancePrice] = Field(
+        default_factory=dict,
+        description="Instance types: hourly price, vCPUs and GiB; a compute environment whose "
+        "instanceTypes names one is priced by it.",
+    )
+    currency: str = Field("USD", min_length=1, max_length=8)
+    # Security (docs/security.md)
+    auth: str = Field(
+        "off",
+        pattern=r"^(off|required)$",
+        description="required: every request must be signed (SigV4) with a batchyard access key "
+        "and is checked against its policies; off: any signature (or none) is accepted, which "
+        "the server allows only on a loopback address.",
+    )
+    tls_cert: Path | None = Field(None, description="PEM certificate (chain): serve HTTPS.")
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert.")
+    master_key_file: Path | None = Field(
+        None,
+        description="Fernet key that encrypts access keys' secrets and secret values in the "
+        "store; default <data dir>/master.key (created 0600). Servers sharing a PostgreSQL "
+        "database need the same key.",
+    )
+    max_clock_skew_seconds: int = Field(
+        900,
+        ge=60,
+        le=3600,
+        description="A signature's timestamp may be this far off (AWS: 15 min).",
+    )
+    rate_limit: float | None = Field(
+        None,
+        ge=0,
+        description="Requests per second per principal (token bucket); default 50 when auth is "
+        "required, none when it is off; 0 turns it off.",
+    )
+    rate_burst: int | None = Field(
+        None, ge=1, description="Bucket size of rate_limit; default twice the rate."
+    )
+    max_jobs_per_queue: int = Field(
+        2_000_000,
+        ge=1,
+        description="Unfinished jobs (array children and nodes count one each) a queue may hold; "
+        "SubmitJob beyond it is refused.",
+    )
+    auth_metrics: bool = Field(
+        True, description="With auth required, /metrics needs a signature too (false: open)."
+    )
+    audit_retention_days: float = Field(90.0, gt=0, description="How long audit records stay.")
+    session_hours: float = Field(
+        12.0, gt=0, le=24 * 30, description="Lifetime of a dashboard login session."
+    )
+    isolate_jobs: bool | None = Field(
+        None,
+        description="Run each attempt under a uid of its own (job_uid_base + n) in run_as's "
+        "group; default: on when the server runs as root and run_as is not set.",
+    )
+    job_uid_base: int = Field(2_000_000_000, ge=1000, le=4_000_000_000)
+    job_uid_count: int = Field(65536, ge=16, le=1 << 24)
+    work_dir: Path | None = Field(
+        None,
+        description="Where attempts' private working directories are made; default "
+        "<data dir>/local/work, or /var/tmp/batchyard-<uid>/<hash> when jobs run as another user.",
+    )
 
     @field_validator("data_dir")
     @classmethod
     def _expand(cls, v: Path) -> Path:
         return v.expanduser().absolute()
+
+    @field_validator("tls_cert", "tls_key", "master_key_file", "work_dir")
+    @classmethod
+    def _expand_optional(cls, v: Path | None) -> Path | None:
+        return v.expanduser().absolute() if v is not None else None
 
     @field_validator("log_level")
     @classmethod
@@ -114,7 +233,8 @@ class Settings(BaseSettings):
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{host}:{self.port}"
 
 
 class _FileSource(PydanticBaseSettingsSource):

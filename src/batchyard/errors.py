@@ -8,6 +8,15 @@
     │   ├── NotSupported      an AWS operation or feature batchyard does not implement yet (400)
     │   ├── PayloadTooLarge   the request body is larger than the server accepts (413)
     │   └── UnknownRoute      no operation answers this path or method (404 / 405)
+    ├── AuthError             who is calling, and may they? (403, AWS's own codes)
+    │   ├── MissingAuthentication  no signature at all (MissingAuthenticationTokenException)
+    │   ├── UnrecognizedClient     unknown or revoked access key (UnrecognizedClientException)
+    │   ├── InvalidSignature       a signature that does not match, is malformed or expired
+    │   ├── ExpiredToken           an expired dashboard session or presigned URL
+    │   └── AccessDenied           no policy allows the action on the resource, or one
+    │                              denies it (AccessDeniedException)
+    ├── Throttled             too many requests from one principal (TooManyRequestsException,
+    │                         429; AWS SDKs retry it with backoff)
     └── ServerError           our fault, not the caller's; AWS ``ServerException``, 500
 
 Every message is a sentence a person can act on: it names the field or resource and says what
@@ -64,6 +73,51 @@ class UnknownRoute(ClientError):
     def __init__(self, message: str, status: int = 404) -> None:
         super().__init__(message)
         self.status = status
+
+
+class AuthError(BatchyardError):
+    """The request is not authenticated, or its principal may not do what it asks (403)."""
+
+    code = "AccessDeniedException"
+    status = 403
+
+
+class MissingAuthentication(AuthError):
+    """The request carries no signature; sign it with an access key (any AWS SDK does)."""
+
+    code = "MissingAuthenticationTokenException"
+
+
+class UnrecognizedClient(AuthError):
+    """The access key is unknown to this server, or was revoked."""
+
+    code = "UnrecognizedClientException"
+
+
+class InvalidSignature(AuthError):
+    """The signature does not match the request (wrong secret, a changed body or header),
+    is malformed, or its timestamp is more than 15 minutes away from the server's clock."""
+
+    code = "InvalidSignatureException"
+
+
+class ExpiredToken(AuthError):
+    """A dashboard session or a presigned URL has expired; log in or sign again."""
+
+    code = "ExpiredTokenException"
+
+
+class AccessDenied(AuthError):
+    """Authenticated, but no policy allows the action on the resource, or one denies it."""
+
+    code = "AccessDeniedException"
+
+
+class Throttled(BatchyardError):
+    """The principal sent more requests than its rate allows; retry after a pause."""
+
+    code = "TooManyRequestsException"
+    status = 429
 
 
 class ServerError(BatchyardError):

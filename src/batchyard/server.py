@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,19 +22,31 @@ import uvicorn
 
 from batchyard import __version__
 from batchyard.api.arns import Arns
+from batchyard.auth import isolation
+from batchyard.auth.guard import Guard
+from batchyard.auth.identity import Identities
+from batchyard.auth.vault import open_vault
 from batchyard.config import ConfigError, Settings
+from batchyard.events.build import EventBuilder
+from batchyard.events.outbox import Outbox
+from batchyard.events.webhooks import WebhookDelivery
+from batchyard.events.webhooks import status as webhook_status
 from batchyard.logs.store import LogStore
+from batchyard.metrics import Metrics
 from batchyard.providers.base import Provider
 from batchyard.providers.local import LocalProvider
 from batchyard.providers.ray import ray_provider
 from batchyard.scheduler.jobs import SWEEP, JobScheduler
 from batchyard.scheduler.loop import Scheduler
 from batchyard.scheduler.resources import ResourceReconciler
+from batchyard.service.audit import Audit
 from batchyard.service.context import Context
 from batchyard.service.insight import Insight
 from batchyard.service.logs import Logs
 from batchyard.service.pagination import Tokens
+from batchyard.service.secrets import Secrets
 from batchyard.service.services import Services
+from batchyard.service.usage import Usage
 from batchyard.store import jobs as jobs_repo
 from batchyard.store.db import Store
 
@@ -54,6 +67,17 @@ class Runtime:
         self.store.check()
         self.store.migrate()
         self.arns = Arns(settings.region, settings.account_id)
+        # security (docs/security.md): keys, policies, secrets, audit; who jobs run as
+        self.vault = open_vault(settings, self.store)
+        self.identities = Identities(self.store, self.vault)
+        self.secrets = Secrets(self.store, self.vault)
+        self.audit = Audit(self.store, settings.audit_retention_days)
+        self.guard = Guard(
+            settings, self.store, self.arns, self.identities, self.audit, self.secrets
+        )
+        self.job_identity = isolation.plan(settings)
+        isolation.ensure_job_user(self.job_identity)
+        isolation.prepare_work_root(self.job_identity)
         self.logs = LogStore(settings.data_dir / "logs")
         self.providers: dict[str, Provider] = {
             "local": LocalProvider(
@@ -61,12 +85,24 @@ class Runtime:
                 log_limit_bytes=settings.log_limit_bytes,
                 enforce_limits=settings.enforce_limits,
                 run_as=settings.run_as,
+                identity=self.job_identity,
             )
         }
         ray = ray_provider(settings, self.store)  # None without the extra [ray]
         if ray is not None:
             self.providers["ray"] = ray
         self.scheduler = Scheduler(self.store)
+        # observability (docs/observability.md): set when the server starts to stop, so that
+        # open event streams end instead of holding up the graceful shutdown
+        self.stopping = threading.Event()
+        self.outbox = Outbox(self.store)
+        self.metrics = Metrics(
+            self.store,
+            self.outbox,
+            status=lambda: self.insight.status(),
+            leading=lambda: self.scheduler.leadership.leading,
+            webhooks=lambda: webhook_status(self.store, settings.webhooks, self.outbox.latest()),
+        )
         self.reconciler = ResourceReconciler(
             self.store,
             self.providers,
@@ -82,10 +118,16 @@ class Runtime:
             self.logs,
             wake=self.scheduler.wake,
             wake_later=self.scheduler.wake_later,
+            secrets=self.secrets,
         )
-        self.scheduler.add_pass(self.reconciler.run_once, on_stop=self.reconciler.close)
         self.scheduler.add_pass(
-            self.jobs.run_once, on_start=self.jobs.start, on_stop=self.jobs.stop
+            self.metrics.timed_pass("resources", self.reconciler.run_once),
+            on_stop=self.reconciler.close,
+        )
+        self.scheduler.add_pass(
+            self.metrics.timed_pass("jobs", self.jobs.run_once),
+            on_start=self.jobs.start,
+            on_stop=self.jobs.stop,
         )
         ctx = Context(
             store=self.store,
@@ -98,6 +140,16 @@ class Runtime:
         self.services = Services(ctx)
         self.logs_service = Logs(ctx, self.logs)
         self.insight = Insight(ctx, self.reconciler.capacity)
+        self.usage = Usage(ctx)
+        self.events = EventBuilder(self.store, self.services, self.arns)
+        self.webhooks = WebhookDelivery(
+            self.store,
+            self.outbox,
+            self.events,
+            settings.webhooks,
+            leading=lambda: self.scheduler.leadership.leading,
+            observer=self.metrics,
+        )
 
     def wake(self, topic: str) -> None:
         """After a committed change: wake the scheduler here, or the leader elsewhere."""
@@ -122,10 +174,16 @@ class Runtime:
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Any) -> AsyncIterator[None]:
         self.scheduler.start()
+        self.metrics.start()
+        self.webhooks.start()
         try:
             yield
         finally:
+            self.stopping.set()
+            self.webhooks.stop()
             self.scheduler.stop()
+            self.audit.close()
+            isolation.release_work_root(self.job_identity)
             self.store.close()
 
 
@@ -173,7 +231,9 @@ def _bind(host: str, port: int) -> socket.socket:
 def serve(settings: Settings) -> None:
     """Run the server in the foreground until SIGTERM or SIGINT."""
     configure_logging(settings.log_level)
+    isolation.check_exposure(settings)
     lock = _lock_data_dir(settings.data_dir)
+    isolation.protect(settings, isolation.plan(settings))
     sock = _bind(settings.host, settings.port)
     port = sock.getsockname()[1]
     settings = settings.model_copy(update={"port": port})
@@ -187,11 +247,12 @@ def serve(settings: Settings) -> None:
         json.dumps({"pid": os.getpid(), "endpoint": settings.endpoint, "version": __version__})
     )
     log.info(
-        "batchyard %s listening on %s (store: %s; data dir %s)",
+        "batchyard %s listening on %s (store: %s; data dir %s; authentication %s)",
         __version__,
         settings.endpoint,
         runtime.store.description,
         settings.data_dir,
+        settings.auth,
     )
     config = uvicorn.Config(
         app,
@@ -200,9 +261,20 @@ def serve(settings: Settings) -> None:
         lifespan="on",
         timeout_graceful_shutdown=30,
         log_config=None,
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+        # the client's address and scheme are what the socket says: X-Forwarded-* from a local
+        # client must not change aws:SourceIp, aws:SecureTransport or the audit log
+        proxy_headers=False,
     )
+
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            runtime.stopping.set()  # event streams end, so the graceful stop is not held up
+            super().handle_exit(sig, frame)
+
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        _Server(config).run(sockets=[sock])
     finally:
         for path in (pid_path, state_path):
             with contextlib.suppress(FileNotFoundError):
@@ -243,10 +315,13 @@ def _alive(pid: int) -> bool:
 
 
 def healthy(endpoint: str) -> bool:
+    import ssl
     import urllib.request
 
+    # a readiness probe of our own server: its certificate may be self-signed
+    context = ssl._create_unverified_context() if endpoint.startswith("https") else None
     try:
-        with urllib.request.urlopen(f"{endpoint}/healthz", timeout=1) as r:
+        with urllib.request.urlopen(f"{endpoint}/healthz", timeout=1, context=context) as r:
             return r.status == 200
     except OSError:
         return False

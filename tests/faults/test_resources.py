@@ -54,8 +54,7 @@ def test_full_disk_for_logs(new_server, unique, tmp_path):
     if mount.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {mount.stderr.decode().strip()}")
     try:
-        from conftest import FAST
-        from support.server import ServerProcess
+        from support.server import FAST, ServerProcess
 
         server = ServerProcess(data, None, **FAST).start()
         try:

@@ -16,18 +16,34 @@ def test_client_token_makes_submit_idempotent(batch, unique):
     queue = setup_queue(batch, unique)
     jd = register(batch, unique, ["true"])
     token = uuid.uuid4().hex
-    first = batch.submit_job(jobName="once", jobQueue=queue, jobDefinition=jd, tags={"batchyard:client-token": token})
-    again = batch.submit_job(jobName="once", jobQueue=queue, jobDefinition=jd, tags={"batchyard:client-token": token})
+    first = batch.submit_job(
+        jobName="once", jobQueue=queue, jobDefinition=jd, tags={"batchyard:client-token": token}
+    )
+    again = batch.submit_job(
+        jobName="once", jobQueue=queue, jobDefinition=jd, tags={"batchyard:client-token": token}
+    )
     assert again["jobId"] == first["jobId"]
-    other_name = batch.submit_job(jobName="twice", jobQueue=queue, jobDefinition=jd, tags={"batchyard:client-token": token})
+    other_name = batch.submit_job(
+        jobName="twice", jobQueue=queue, jobDefinition=jd, tags={"batchyard:client-token": token}
+    )
     assert other_name["jobId"] != first["jobId"]
     with ThreadPoolExecutor(8) as pool:
         token2 = uuid.uuid4().hex
-        ids = set(pool.map(lambda _: batch.submit_job(
-            jobName="race", jobQueue=queue, jobDefinition=jd, tags={"batchyard:client-token": token2}
-        )["jobId"], range(16)))
+        ids = set(
+            pool.map(
+                lambda _: batch.submit_job(
+                    jobName="race",
+                    jobQueue=queue,
+                    jobDefinition=jd,
+                    tags={"batchyard:client-token": token2},
+                )["jobId"],
+                range(16),
+            )
+        )
     assert len(ids) == 1
-    listed = batch.list_jobs(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": ["race"]}])["jobSummaryList"]
+    listed = batch.list_jobs(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": ["race"]}])[
+        "jobSummaryList"
+    ]
     assert [j["jobId"] for j in listed] == list(ids)
 
 
@@ -42,13 +58,22 @@ def test_boto3_retries_do_not_duplicate(server, unique):
     token = uuid.uuid4().hex
     # every try may time out on the client side; the server may have taken some of them
     with contextlib.suppress(ReadTimeoutError):
-        batch.submit_job(jobName="flaky", jobQueue=queue, jobDefinition=jd, tags={"batchyard:client-token": token})
+        batch.submit_job(
+            jobName="flaky",
+            jobQueue=queue,
+            jobDefinition=jd,
+            tags={"batchyard:client-token": token},
+        )
     listed = wait_for(
-        lambda: admin.list_jobs(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": ["flaky"]}])["jobSummaryList"],
+        lambda: admin.list_jobs(
+            jobQueue=queue, filters=[{"name": "JOB_NAME", "values": ["flaky"]}]
+        )["jobSummaryList"],
         what="the job",
     )
     time.sleep(0.5)
-    listed = admin.list_jobs(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": ["flaky"]}])["jobSummaryList"]
+    listed = admin.list_jobs(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": ["flaky"]}])[
+        "jobSummaryList"
+    ]
     assert len(listed) == 1
 
 
@@ -104,25 +129,37 @@ def test_two_servers_one_leader(store, database_url, tmp_path_factory, unique):
     from support.server import ServerProcess
 
     url = database_url()
-    from conftest import FAST
+    from support.server import FAST
 
     a = ServerProcess(tmp_path_factory.mktemp("a"), url, **FAST).start()
-    b = ServerProcess(tmp_path_factory.mktemp("b"), url, **FAST).start()
+    # servers that share a database share its master key (docs/security.md)
+    key = str(a.data_dir / "master.key")
+    b = ServerProcess(tmp_path_factory.mktemp("b"), url, **FAST, master_key_file=key).start()
     try:
         leader, follower = (a, b) if "now leads" in a.log() else (b, a)
         assert "now leads" in leader.log() and "another server leads" in follower.log()
         bf = follower.client()
         queue = setup_queue(bf, unique)  # resources created through the follower
-        long = register(bf, unique, ["sh", "-c", "sleep 2; echo $AWS_BATCH_JOB_ID >> marks"], vcpus="0.25")
+        long = register(
+            bf, unique, ["sh", "-c", "sleep 2; echo $AWS_BATCH_JOB_ID >> marks"], vcpus="0.25"
+        )
         quick = register(bf, unique, ["true"], vcpus="0.25")
         running = bf.submit_job(jobName="long", jobQueue=queue, jobDefinition=long)["jobId"]
         wait_job(bf, running, until={"RUNNING"})
-        ids = [bf.submit_job(jobName=f"q{i}", jobQueue=queue, jobDefinition=quick)["jobId"] for i in range(20)]
+        ids = [
+            bf.submit_job(jobName=f"q{i}", jobQueue=queue, jobDefinition=quick)["jobId"]
+            for i in range(20)
+        ]
         for j in ids[:5]:
             wait_job(bf, j)
         leader.kill()  # kill -9: the follower must take over, adopt the running job
-        wait_for(lambda: "took over" in follower.log(), timeout=30, what="the follower to take over")
-        more = [bf.submit_job(jobName=f"m{i}", jobQueue=queue, jobDefinition=quick)["jobId"] for i in range(10)]
+        wait_for(
+            lambda: "took over" in follower.log(), timeout=30, what="the follower to take over"
+        )
+        more = [
+            bf.submit_job(jobName=f"m{i}", jobQueue=queue, jobDefinition=quick)["jobId"]
+            for i in range(10)
+        ]
         for j in [running, *ids, *more]:
             job = wait_job(bf, j, timeout=60)
             assert job["status"] == "SUCCEEDED", (j, job.get("statusReason"))

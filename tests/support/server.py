@@ -17,6 +17,14 @@ from botocore.config import Config
 
 from support.shapes import check_response
 
+# Settings that keep the suite fast: AWS's minimums (60 s timeouts, 600 s time limits) would
+# make the tests that exercise them take minutes.
+FAST = {
+    "min_attempt_duration_seconds": 1,
+    "min_time_limit_seconds": 1,
+    "terminate_grace_seconds": 2,
+}
+
 CLIENT_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",

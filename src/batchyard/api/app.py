@@ -7,16 +7,23 @@ from typing import TYPE_CHECKING
 
 import anyio.to_thread
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from batchyard import ui
 from batchyard.api import extensions
 from batchyard.api import logs as logs_api
+from batchyard.api import usage as usage_api
 from batchyard.api.model import batch_model
 from batchyard.api.operations import Env, load_handlers
 from batchyard.api.protocol import Router, error_response, parse_request, response
+from batchyard.api.security import SecurityApi
+from batchyard.auth.guard import PRINCIPAL
+from batchyard.auth.middleware import AuthMiddleware
 from batchyard.errors import BatchyardError, NotSupported, PayloadTooLarge, ServerError
+from batchyard.events.api import EventsApi
 
 if TYPE_CHECKING:
     from batchyard.server import Runtime
@@ -44,16 +51,26 @@ def create_app(runtime: Runtime) -> Starlette:
     handlers = load_handlers()
     env = Env(services=runtime.services, arns=runtime.arns)
     limit = runtime.settings.max_request_bytes
+    guard = runtime.guard
 
     async def aws(request: Request) -> Response:
+        principal = request.scope.get(PRINCIPAL)
+        checked = None  # what the request was authorized for (docs/security.md)
         try:
             body = await read_body(request, limit)
             target = request.headers.get("x-amz-target", "")
             if target.startswith(logs_api.TARGET_PREFIX) and request.url.path == "/":
-                return await logs_api.handle(runtime.logs_service, target, body)
+                request.scope["batchyard.operation"] = target.rsplit(".", 1)[-1]  # metrics
+
+                async def check(name: str, req: dict) -> None:
+                    await anyio.to_thread.run_sync(guard.check, principal, "logs", name, req)
+
+                return await logs_api.handle(runtime.logs_service, target, body, check)
             raw = request.scope.get("raw_path") or request.scope["path"].encode()
             op, labels = router.match(request.method, raw.decode("latin-1"))
+            request.scope["batchyard.operation"] = op.name  # for the metrics
             req = parse_request(op, body, labels, request.url.query)
+            checked = await anyio.to_thread.run_sync(guard.check, principal, "batch", op.name, req)
             handler = handlers.get(op.name)
             if handler is None:
                 raise NotSupported(
@@ -61,25 +78,43 @@ def create_app(runtime: Runtime) -> Starlette:
                     "yet; see the README for the operations it implements"
                 )
             result = await anyio.to_thread.run_sync(handler, env, req)
+            guard.outcome(principal, op.name, checked)
             return response(op, result)
         except BatchyardError as e:
             if isinstance(e, ServerError):
                 log.error("%s %s failed: %s", request.method, request.url.path, e.message)
+            guard.outcome(principal, request.scope.get("batchyard.operation"), checked, e)
             return error_response(e)
         except Exception:
             log.exception("%s %s failed", request.method, request.url.path)
-            return error_response(
-                ServerError("the server failed to process this request; its log has the details")
-            )
+            err = ServerError("the server failed to process this request; its log has the details")
+            guard.outcome(principal, request.scope.get("batchyard.operation"), checked, err)
+            return error_response(err)
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok", "store": runtime.store.dialect})
 
+    api = runtime.metrics.endpoint(aws)
+    events = EventsApi(
+        runtime.store,
+        runtime.outbox,
+        runtime.events,
+        runtime.settings.webhooks,
+        runtime.stopping,
+    )
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", runtime.metrics.handle, methods=["GET"]),
             *extensions.routes(runtime.insight),
-            Route("/{path:path}", aws, methods=_METHODS),
+            *events.routes(),
+            *usage_api.routes(runtime.usage),
+            *SecurityApi(guard).routes(),
+            *ui.routes(runtime),
+            Route("/", ui.root(api), methods=["GET"]),  # a browser goes to the dashboard
+            Route("/{path:path}", api, methods=_METHODS),
         ],
         lifespan=runtime.lifespan,
+        # authentication in front of every route, present and future (docs/security.md)
+        middleware=[Middleware(AuthMiddleware, guard=guard)],
     )

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio.to_thread
@@ -14,7 +14,14 @@ from starlette.responses import Response
 from batchyard.api.casing import to_domain, to_wire
 from batchyard.api.model import logs_model
 from batchyard.api.validation import validate
-from batchyard.errors import BatchyardError, InvalidRequest, NotFound, NotSupported
+from batchyard.errors import (
+    AuthError,
+    BatchyardError,
+    InvalidRequest,
+    NotFound,
+    NotSupported,
+    Throttled,
+)
 from batchyard.logs.store import GROUP
 from batchyard.service.logs import Logs, check_group
 
@@ -23,6 +30,8 @@ _CODES = {NotFound: "ResourceNotFoundException", NotSupported: "InvalidOperation
 
 
 def _code(err: BatchyardError) -> str:
+    if isinstance(err, AuthError | Throttled):  # AWS's own codes, whatever the service
+        return err.code
     for kind, code in _CODES.items():
         if isinstance(err, kind):
             return code
@@ -31,9 +40,10 @@ def _code(err: BatchyardError) -> str:
 
 def error_response(err: BatchyardError) -> Response:
     code = _code(err)
+    own = isinstance(err, AuthError | Throttled)  # 403 and 429 stay what they are
     return Response(
         orjson.dumps({"__type": code, "message": err.message}),
-        status_code=400 if err.status < 500 else 500,
+        status_code=err.status if own else 400 if err.status < 500 else 500,
         media_type="application/x-amz-json-1.1",
         headers={"x-amzn-ErrorType": code},
     )
@@ -122,8 +132,14 @@ HANDLERS: dict[str, Callable[[Logs, dict[str, Any]], dict[str, Any]]] = {
 }
 
 
-async def handle(logs: Logs, target: str, body: bytes) -> Response:
-    """One CloudWatch Logs call; errors come back in that protocol's own shape."""
+async def handle(
+    logs: Logs,
+    target: str,
+    body: bytes,
+    check: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None,
+) -> Response:
+    """One CloudWatch Logs call; errors come back in that protocol's own shape. ``check``
+    authorizes the parsed operation (docs/security.md)."""
     try:
         name = target[len(TARGET_PREFIX) :]
         model = logs_model()
@@ -144,6 +160,8 @@ async def handle(logs: Logs, target: str, body: bytes) -> Response:
             raise InvalidRequest("the request body must be a JSON object")
         validate(params, op.input_shape, name)
         req = to_domain(params, op.input_shape)
+        if check is not None:
+            await check(name, req)
         result = await anyio.to_thread.run_sync(handler, logs, req)
         return Response(
             orjson.dumps(to_wire(result, op.output_shape)),

@@ -13,13 +13,27 @@ from typing import Annotated
 import typer
 
 from batchyard import __version__
-from batchyard.config import DEFAULT_PORT, ConfigError, load_settings
-
-EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
+from batchyard.cli import audit as _audit
+from batchyard.cli import credentials as _credentials
+from batchyard.cli import events as _events
+from batchyard.cli import explain as _explain
+from batchyard.cli import jobs as _jobs
+from batchyard.cli import logs as _logs
+from batchyard.cli import policy as _policy
+from batchyard.cli import secrets as _secrets
+from batchyard.cli import stacks as _stacks
+from batchyard.cli import status as _status
+from batchyard.cli import usage as _usage
+from batchyard.cli import watch as _watch
+from batchyard.cli.client import DEFAULT_PORT
+from batchyard.cli.common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_UNREACHABLE
 
 app = typer.Typer(
     name="batchyard",
-    help="AWS Batch, self-hosted: run the server, and drive it from the terminal.",
+    help="AWS Batch, self-hosted: run the server, and drive it from the terminal.\n\n"
+    "Client commands talk to the server at --endpoint, else $BATCHYARD_ENDPOINT, else the "
+    "local server (~/.batchyard, or the config file's host and port). "
+    "Start here: batchyard quickstart. Documentation: docs/cli.md.\n\n" + EXIT_CODES_HELP,
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="rich",
@@ -35,7 +49,7 @@ DataDir = Annotated[
     Path | None,
     typer.Option(
         "--data-dir",
-        help="Where the database, logs and pid file live [default: ~/.batchyard].",
+        help="Where the database, logs and pid file live (default: ~/.batchyard).",
         envvar="BATCHYARD_DATA_DIR",
         show_envvar=True,
     ),
@@ -60,18 +74,18 @@ def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
 def server(
     ctx: typer.Context,
     host: Annotated[
-        str | None, typer.Option(help="Address to listen on [default: 127.0.0.1].")
+        str | None, typer.Option(help="Address to listen on (default: 127.0.0.1).")
     ] = None,
     port: Annotated[
         int | None,
-        typer.Option(help=f"Port to listen on (0: any free port) [default: {DEFAULT_PORT}]."),
+        typer.Option(help=f"Port to listen on (0: any free port) (default: {DEFAULT_PORT})."),
     ] = None,
     data_dir: DataDir = None,
     database_url: Annotated[
         str | None,
         typer.Option(
             help="SQLAlchemy URL of the store, e.g. postgresql+psycopg://user@host/db "
-            "[default: SQLite in the data dir]."
+            "(default: SQLite in the data dir)."
         ),
     ] = None,
     config: ConfigFile = None,
@@ -84,12 +98,25 @@ def server(
             "--detach", "-d", help="Run in the background; the pid file is <data dir>/server.pid."
         ),
     ] = False,
+    auth: Annotated[
+        str | None,
+        typer.Option(
+            help="required: every request signed with a batchyard access key and checked "
+            "against its policies; off (default, loopback only): any signature or none. "
+            "See docs/security.md."
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="PEM certificate (chain): serve HTTPS.")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
 ) -> None:
     """Run the server in the foreground (SIGTERM or Ctrl-C stops it cleanly)."""
     if ctx.invoked_subcommand is not None:
         ctx.obj = {"data_dir": data_dir, "config": config}
         return
     from batchyard import server as srv
+    from batchyard.config import ConfigError, load_settings
 
     try:
         settings = load_settings(
@@ -99,6 +126,9 @@ def server(
             data_dir=data_dir,
             database_url=database_url,
             log_level=log_level,
+            auth=auth,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
         )
         if not detach:
             srv.serve(settings)
@@ -110,6 +140,9 @@ def server(
             ("--database-url", database_url),
             ("--config", config),
             ("--log-level", log_level),
+            ("--auth", auth),
+            ("--tls-cert", tls_cert),
+            ("--tls-key", tls_key),
         ):
             if value is not None:
                 argv += [flag, str(value)]
@@ -126,13 +159,16 @@ def _data_dir_flag(given: Path | None, resolved: Path) -> str:
 
 
 @server_app.command("stop")
-def server_stop(ctx: typer.Context) -> None:
+def server_stop(ctx: typer.Context, data_dir: DataDir = None, config: ConfigFile = None) -> None:
     """Stop the background server of the data dir (SIGTERM, then wait for it to exit)."""
     from batchyard import server as srv
+    from batchyard.config import ConfigError, load_settings
 
     opts = ctx.obj or {}
+    data_dir = data_dir or opts.get("data_dir")
+    config = config or opts.get("config")
     try:
-        settings = load_settings(opts.get("config"), data_dir=opts.get("data_dir"))
+        settings = load_settings(config, data_dir=data_dir)
         pid = srv.stop(settings.data_dir)
     except ConfigError as e:
         raise fail(str(e)) from None
@@ -146,41 +182,98 @@ def server_stop(ctx: typer.Context) -> None:
 def quickstart(
     data_dir: DataDir = None,
     config: ConfigFile = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help="Port for the server it starts (0: any free port; default: the config's, "
+            f"else {DEFAULT_PORT})."
+        ),
+    ] = None,
+    workload: Annotated[
+        bool,
+        typer.Option(
+            "--workload/--no-workload",
+            help="Run the example workload (an array job and a dependent merge).",
+        ),
+    ] = True,
 ) -> None:
-    """Start a background server (if none is running) and set up a queue on this host."""
-    from batchyard import server as srv
-    from batchyard.cli.quickstart import ensure_queue
+    """Start a background server, set up a queue on this host, and run a real workload on it.
 
+    The workload counts the Python standard library's source code in 8 shards (an array
+    job), then merges the counts (a job that depends on the array) and prints the result.
+    The server keeps running afterwards; `batchyard server stop` stops it.
+    """
+    from batchyard import server as srv
+    from batchyard.cli.common import out
+    from batchyard.cli.quickstart import ensure_queue, run_workload
+    from batchyard.config import ConfigError, load_settings
+
+    code = 0
     try:
-        settings = load_settings(config, data_dir=data_dir)
+        settings = load_settings(config, data_dir=data_dir, port=port)
         endpoint = srv.read_endpoint(settings.data_dir)
         pid = srv.read_pid(settings.data_dir)
         if endpoint is None or pid is None or not srv.healthy(endpoint):
             argv = ["--data-dir", str(settings.data_dir)]
             if config is not None:
                 argv += ["--config", str(config)]
+            if port is not None:
+                argv += ["--port", str(port)]
             pid, endpoint = srv.detach(argv, settings.data_dir)
             typer.echo(f"started the batchyard server (pid {pid}) at {endpoint}")
         else:
             typer.echo(f"using the running batchyard server (pid {pid}) at {endpoint}")
         ensure_queue(endpoint)
+        if workload:
+            code = run_workload(endpoint, out, run_as=settings.run_as)
     except ConfigError as e:
         raise fail(str(e), EXIT_UNREACHABLE) from None
+    except KeyboardInterrupt:
+        raise fail("interrupted; the server and any submitted jobs keep running") from None
     except Exception as e:  # a refused request or a timeout: say what happened, no traceback
         raise fail(str(e)) from None
     stop = "batchyard server stop" + _data_dir_flag(data_dir, settings.data_dir)
     typer.echo(
-        "\nbatchyard is ready. Point any AWS Batch client at it, e.g.\n"
+        f"\nbatchyard keeps running in the background at {endpoint}.\n"
+        "Point any AWS Batch client at it, e.g.\n"
         f"  aws batch describe-job-queues --endpoint-url {endpoint}\n"
         f"  boto3.client('batch', endpoint_url='{endpoint}')\n"
         f"Stop the server with: {stop}"
     )
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
 def version() -> None:
     """Print batchyard's version."""
     typer.echo(__version__)
+
+
+_CLIENT = "Jobs"
+_STACKS = "Stacks (infrastructure as code)"
+_VIEW = "Look"
+app.command("submit", rich_help_panel=_CLIENT, context_settings={"allow_interspersed_args": False})(
+    _jobs.submit
+)
+app.command("jobs", rich_help_panel=_CLIENT)(_jobs.list_jobs)
+app.command("describe", rich_help_panel=_CLIENT)(_jobs.describe)
+app.command("logs", rich_help_panel=_CLIENT)(_logs.logs)
+app.command("cancel", rich_help_panel=_CLIENT)(_jobs.cancel)
+app.command("terminate", rich_help_panel=_CLIENT)(_jobs.terminate)
+app.command("explain", rich_help_panel=_VIEW)(_explain.explain)
+app.command("status", rich_help_panel=_VIEW)(_status.status)
+app.command("watch", rich_help_panel=_VIEW)(_watch.watch)
+app.command("events", rich_help_panel=_VIEW)(_events.events)
+app.command("usage", rich_help_panel=_VIEW)(_usage.usage)
+app.command("cost", rich_help_panel=_VIEW)(_usage.cost)
+app.command("apply", rich_help_panel=_STACKS)(_stacks.apply)
+app.command("diff", rich_help_panel=_STACKS)(_stacks.diff)
+app.command("delete", rich_help_panel=_STACKS)(_stacks.delete)
+app.add_typer(_credentials.app, name="credentials", rich_help_panel="Security")
+app.add_typer(_policy.app, name="policy", rich_help_panel="Security")
+app.add_typer(_secrets.app, name="secrets", rich_help_panel="Security")
+app.command("audit", rich_help_panel="Security")(_audit.audit)
 
 
 def main() -> None:

@@ -57,6 +57,9 @@ class LaunchSpec:
     node_index: int | None = None
     gang: str | None = None  # the multi-node job's id
     gang_needs: tuple[tuple[float, int, int], ...] | None = None
+    # set when the attempt cannot start (a secret is missing): it is failed with this
+    # reason instead of being launched
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

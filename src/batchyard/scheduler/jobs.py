@@ -40,6 +40,8 @@ from batchyard.scheduler import plan as planner
 from batchyard.scheduler.multinode import Held, MultiNode
 from batchyard.scheduler.resources import ResourceReconciler
 from batchyard.service.context import JOBS, RESOURCES
+from batchyard.service.secrets import Secrets, SecretUnavailable
+from batchyard.service.secrets import refs as secret_refs
 from batchyard.store import jobs as repo
 from batchyard.store import resources as res
 from batchyard.store.db import Store
@@ -93,6 +95,7 @@ class JobScheduler(MultiNode):
         logs: LogStore,
         wake: Callable[[str], None],
         wake_later: Callable[[float], None],
+        secrets: Secrets | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -101,6 +104,7 @@ class JobScheduler(MultiNode):
         self.logs = logs
         self.wake = wake
         self.wake_later = wake_later
+        self.secrets = secrets  # the job definitions' secrets, into the launch's environment
         self.running: dict[int, Running] = {}
         self._started: list[Started] = []
         self._exited: list[Exited] = []
@@ -241,6 +245,10 @@ class JobScheduler(MultiNode):
             if mine:
                 provider.acknowledge(mine)
             specs = [spec for r, spec in claims if r.provider == provider_name]
+            unlaunchable = [s for s in specs if s.error]
+            if unlaunchable:  # e.g. a secret that is gone: the attempt fails, with the reason
+                self.exited([Exited(s.attempt_id, now_ms(), None, s.error) for s in unlaunchable])
+                specs = [s for s in specs if not s.error]
             if specs:
                 await provider.launch(specs)
             stop = [r.attempt_id for r in kills if r.provider == provider_name]
@@ -863,6 +871,14 @@ class JobScheduler(MultiNode):
         env = dict(self._base_env)
         for var in container.get("environment") or []:
             env[var["name"]] = var.get("value", "")
+        error = None
+        if container.get("secrets") and self.secrets is not None:
+            try:  # decrypted for this launch only: never stored, logged or described
+                env.update(self.secrets.resolve(secret_refs(container)))
+            except SecretUnavailable as e:
+                error = str(e)
+            except Exception as e:
+                error = f"ResourceInitializationError: unable to pull secrets: {e}"
         env.update(
             AWS_BATCH_JOB_ID=job.id,
             AWS_BATCH_JQ_NAME=self._topology.queue_names.get(job.queue_id, ""),
@@ -889,6 +905,7 @@ class JobScheduler(MultiNode):
             vcpus=job.vcpus,
             memory_mib=job.memory_mib,
             gpus=job.gpus,
+            error=error,
         )
 
 

@@ -245,3 +245,101 @@ attempts = Table(
     Index("ix_attempts_status", "status"),
     sqlite_autoincrement=True,
 )
+
+# Webhook delivery (events/webhooks.py): one row per configured webhook, holding the id of the
+# last job_transitions row it has dealt with (delivered, filtered out or dead-lettered) and the
+# failures of the event at its head, so a restart neither drops nor repeats more than one event.
+webhook_cursors = Table(
+    "webhook_cursors",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("cursor", BigInteger, nullable=False),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", BigInteger),
+    Column("last_error", Text),
+    Column("delivered", BigInteger, nullable=False, server_default="0"),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# Events a webhook refused too often: kept with the last error, for a person to look at.
+webhook_dead_letters = Table(
+    "webhook_dead_letters",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("webhook", String(128), nullable=False),
+    Column("transition_id", BigInteger, nullable=False),
+    Column("job_id", String(64), nullable=False),
+    Column("event", Doc, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_webhook_dead_letters_webhook", "webhook", "id"),
+    sqlite_autoincrement=True,
+)
+
+# Security (docs/security.md). Users own access keys; policies attach to a user, a group or
+# one access key. A user's groups are a list on the user (a group exists while something
+# names it). Secrets (access keys' and the secret store's) are Fernet tokens under the master
+# key, which lives in a file, never in the database.
+auth_users = Table(
+    "auth_users",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("groups", Doc, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+auth_keys = Table(
+    "auth_keys",
+    metadata,
+    Column("access_key_id", String(32), primary_key=True),
+    Column("user_name", String(64), nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("description", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+    Column("last_used_at", BigInteger),
+    Index("ix_auth_keys_user_name", "user_name"),
+)
+
+auth_policies = Table(
+    "auth_policies",
+    metadata,
+    Column("owner_kind", String(8), primary_key=True),  # user, group or key
+    Column("owner", String(64), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("name", String(512), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("description", Text),
+    Column("version", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# Every mutating API call (and every refused signature): who, what, on what, from where, and
+# how it ended. Queried by `batchyard audit`; kept audit_retention_days.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False),
+    Column("principal", String(128), nullable=False),
+    Column("access_key_id", String(128)),
+    Column("action", String(128), nullable=False),
+    Column("resources", Doc, nullable=False),
+    Column("source", String(64)),
+    Column("outcome", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("message", Text),
+    Column("request_id", String(64)),
+    Index("ix_audit_log_at", "at"),
+    Index("ix_audit_log_principal", "principal", "id"),
+    sqlite_autoincrement=True,
+)

@@ -196,7 +196,8 @@ class Agent:
             try:
                 self._handle(wire.decode(line))
             except Exception:  # a bad message must not take the jobs down with the agent
-                log.exception("agent: cannot handle message %.200r", line)
+                # only its head: a launch message carries the job's environment (secrets)
+                log.exception("agent: cannot handle message %.40r (%d bytes)", line, len(line))
 
     def _send(self, message: dict[str, Any]) -> None:
         if self.client is not None:
@@ -266,7 +267,14 @@ class Agent:
             return None  # a repeated launch (server retried): the first one stands
         argv: list[str] = item["argv"]
         env: dict[str, str] = item["env"]
-        exe = argv[0] if "/" in argv[0] else shutil.which(argv[0], path=env.get("PATH", ""))
+        user = item.get("user")
+        exe = (
+            executable_for(argv[0], env.get("PATH", ""), user)
+            if user is not None
+            else argv[0]
+            if "/" in argv[0]
+            else shutil.which(argv[0], path=env.get("PATH", ""))
+        )
         if exe is None:
             self._fail(
                 attempt_id,
@@ -274,21 +282,26 @@ class Agent:
                 f"found on PATH ({env.get('PATH', '')})",
             )
             return None
-        user = item.get("user")
+        if isinstance(exe, Unusable):
+            self._fail(attempt_id, f"CannotStartContainerError: {exe}")
+            return None
+        work_root = Path(item.get("work_root") or self.home / "work")
+        workdir = str(work_root / f"{item['job'].replace('/', '_')}-{attempt_id}")
         if user is not None:
             # setpriv (util-linux) switches to the user and execs the job: no Python in between
+            groups = "--clear-groups" if user.get("groups") == "clear" else "--init-groups"
             argv = [
                 SETPRIV,
                 f"--reuid={user['uid']}",
                 f"--regid={user['gid']}",
-                "--init-groups",
+                groups,
                 "--",
                 exe,
                 *argv[1:],
             ]
             exe = SETPRIV
-            env = {**env, "USER": user["name"], "LOGNAME": user["name"], "HOME": user["home"]}
-        workdir = str(self.home / "work" / f"{item['job'].replace('/', '_')}-{attempt_id}")
+            home = user.get("home") or workdir
+            env = {**env, "USER": user["name"], "LOGNAME": user["name"], "HOME": home}
         log_fd = -1
         r = w = -1
         cgroup = None
@@ -297,6 +310,7 @@ class Agent:
                 os.mkdir(workdir)
             if user is not None:
                 os.chown(workdir, user["uid"], user["gid"])
+                os.chmod(workdir, 0o700)  # the attempt's alone
             log_fd = os.open(
                 item["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640
             )
@@ -308,6 +322,7 @@ class Agent:
             os.chdir(workdir)
             if cgroup is not None:
                 cgroup.enter()
+            umask = os.umask(item["umask"]) if item.get("umask") is not None else None
             try:
                 pid = os.posix_spawn(
                     exe,
@@ -321,6 +336,8 @@ class Agent:
                     setsid=True,
                 )
             finally:
+                if umask is not None:
+                    os.umask(umask)
                 if cgroup is not None:
                     cgroup.leave()
                 os.chdir(self.home)
@@ -526,6 +543,65 @@ def _remove_dir(path: str) -> None:
         pass
     except OSError:
         shutil.rmtree(path, ignore_errors=True)
+
+
+class Unusable(str):
+    """Why a command cannot run as the job's user (not executable by it)."""
+
+
+def _may(st: os.stat_result, uid: int, gids: set[int], bit: int) -> bool:
+    """Whether ``uid`` (in ``gids``) has permission ``bit`` (4 r, 2 w, 1 x) per the mode."""
+    if uid == 0:
+        return bit != 1 or bool(st.st_mode & 0o111)
+    if st.st_uid == uid:
+        return bool(st.st_mode & (bit << 6))
+    if st.st_gid in gids:
+        return bool(st.st_mode & (bit << 3))
+    return bool(st.st_mode & bit)
+
+
+def _usable_by(path: str, uid: int, gids: set[int]) -> bool:
+    """Whether ``uid`` can execute ``path``: every directory on the way searchable, the file
+    executable (and readable, for a script's interpreter to read it)."""
+    try:
+        real = os.path.realpath(path)
+        parts = Path(real).parents
+        for d in reversed(list(parts)):
+            if not _may(os.stat(d), uid, gids, 1):
+                return False
+        st = os.stat(real)
+    except OSError:
+        return False
+    return _may(st, uid, gids, 1) and _may(st, uid, gids, 4)
+
+
+def executable_for(name: str, path: str, user: dict[str, Any]) -> str | Unusable | None:
+    """``name`` resolved on ``path`` as the job's user would find it: the first candidate it
+    may execute (a root-only interpreter earlier on PATH is skipped). None when no candidate
+    exists at all; :class:`Unusable` when some exist but none is usable by that user."""
+    uid = int(user["uid"])
+    gids = {int(user["gid"]), *[int(g) for g in user.get("gids") or []]}
+    candidates = (
+        [name]
+        if "/" in name
+        else [
+            os.path.join(d or ".", name)
+            for d in path.split(os.pathsep)
+            if os.path.isfile(os.path.join(d or ".", name))
+        ]
+    )
+    candidates = [c for c in candidates if os.path.exists(c)]
+    for c in candidates:
+        if _usable_by(c, uid, gids):
+            return c
+    if not candidates:
+        return None
+    return Unusable(
+        f"{candidates[0]} cannot be executed by the job's user (uid {uid}): it or a directory "
+        "on its way is not readable/executable by other users; jobs do not run as the "
+        "server's user (see docs/security.md), so use a command installed for everyone "
+        "(e.g. /usr/bin/python3)"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,15 +20,24 @@ GROUP = "batchyard"
 
 
 class JobCgroup:
-    def __init__(self, cgroups: Cgroups, path: Path) -> None:
+    def __init__(self, cgroups: Cgroups, path: Path, cpu_path: Path | None = None) -> None:
         self.cgroups = cgroups
         self.path = path
+        self.cpu_path = cpu_path  # v1: the job's cpuacct cgroup (CPU time of the whole tree)
 
     def enter(self) -> None:
         (self.path / "cgroup.procs").write_text(str(os.getpid()))
+        if self.cpu_path is not None:
+            try:
+                (self.cpu_path / "cgroup.procs").write_text(str(os.getpid()))
+            except OSError:
+                self.cpu_path = None  # no whole-tree CPU figure then; rusage still counts
 
     def leave(self) -> None:
         (self.cgroups.home / "cgroup.procs").write_text(str(os.getpid()))
+        if self.cpu_path is not None and self.cgroups.cpu_home is not None:
+            with contextlib.suppress(OSError):
+                (self.cgroups.cpu_home / "cgroup.procs").write_text(str(os.getpid()))
 
     def oom_killed(self) -> bool:
         name = "memory.events" if self.cgroups.version == 2 else "memory.oom_control"
@@ -42,11 +51,22 @@ class JobCgroup:
         return False
 
     def usage(self) -> dict[str, float]:
+        """Peak memory and CPU time of everything that ran in the cgroup (the whole tree)."""
+        out: dict[str, float] = {}
         name = "memory.peak" if self.cgroups.version == 2 else "memory.max_usage_in_bytes"
-        try:
-            return {"cgroup_peak_memory_mib": int((self.path / name).read_text()) / 2**20}
-        except (OSError, ValueError):
-            return {}
+        with contextlib.suppress(OSError, ValueError):
+            peak = int((self.path / name).read_text()) / 2**20
+            out["cgroup_peak_memory_mib"] = round(peak, 3)
+        with contextlib.suppress(OSError, ValueError):
+            if self.cgroups.version == 2:  # cpu.stat is there without the cpu controller
+                for line in (self.path / "cpu.stat").read_text().splitlines():
+                    key, _, value = line.partition(" ")
+                    if key == "usage_usec":
+                        out["cgroup_cpu_seconds"] = round(int(value) / 1e6, 6)
+            elif self.cpu_path is not None:
+                nanos = int((self.cpu_path / "cpuacct.usage").read_text())
+                out["cgroup_cpu_seconds"] = round(nanos / 1e9, 6)
+        return out
 
     def kill(self) -> None:
         """SIGKILL every process in the job's cgroup, including any that left its session
@@ -70,6 +90,8 @@ class JobCgroup:
         """Remove the cgroup; one whose killed processes are still exiting is retried the
         next time any job's cgroup is removed."""
         self.cgroups.leftover.append(self.path)
+        if self.cpu_path is not None:
+            self.cgroups.leftover.append(self.cpu_path)
         still = []
         for path in self.cgroups.leftover:
             try:
@@ -89,6 +111,9 @@ class Cgroups:
         self.parent = parent  # job cgroups are created below this
         self.home = home  # the agent's own cgroup, to return to after a spawn
         self.leftover: list[Path] = []
+        # v1: the cpuacct hierarchy, for the CPU time of a job's whole process tree
+        self.cpu_parent: Path | None = None
+        self.cpu_home: Path | None = None
 
     def __str__(self) -> str:
         return f"cgroup v{self.version} memory at {self.parent}"
@@ -103,7 +128,12 @@ class Cgroups:
                 (path / "memory.swap.max").write_text("0")
         else:
             (path / "memory.limit_in_bytes").write_text(limit)
-        return JobCgroup(self, path)
+        cpu_path = None
+        if self.cpu_parent is not None:
+            with contextlib.suppress(OSError):
+                cpu_path = self.cpu_parent / name
+                cpu_path.mkdir(exist_ok=True)
+        return JobCgroup(self, path, cpu_path if cpu_path and cpu_path.is_dir() else None)
 
 
 def _own_path(controller: str) -> str | None:
@@ -141,7 +171,27 @@ def detect() -> Cgroups | None:
             probe = parent / f"probe-{os.getpid()}"
             probe.mkdir(exist_ok=True)
             probe.rmdir()
-            return Cgroups(1, parent, home)
+            cgroups = Cgroups(1, parent, home)
+            _cpuacct(cgroups)
+            return cgroups
     except OSError:
         return None
     return None
+
+
+def _cpuacct(cgroups: Cgroups) -> None:
+    """v1: use the cpuacct hierarchy too, where there is one we may write to."""
+    cpuacct = ROOT / "cpuacct"
+    try:
+        if not (cpuacct / "cpuacct.usage").exists():
+            return
+        own = _own_path("cpuacct")
+        parent = cpuacct / GROUP
+        parent.mkdir(exist_ok=True)
+        probe = parent / f"probe-{os.getpid()}"
+        probe.mkdir(exist_ok=True)
+        probe.rmdir()
+    except OSError:
+        return
+    cgroups.cpu_parent = parent
+    cgroups.cpu_home = cpuacct / (own or "/").lstrip("/")

@@ -17,6 +17,7 @@ from typing import Any
 
 import psutil
 
+from batchyard.auth.isolation import JobIdentity
 from batchyard.config import ConfigError
 from batchyard.domain.clock import now_ms
 from batchyard.domain.resources import ComputeEnvironment
@@ -67,9 +68,16 @@ class LocalProvider(Provider):
         log_limit_bytes: int = 1 << 40,
         enforce_limits: bool = True,
         run_as: str | None = None,
+        identity: JobIdentity | None = None,
     ) -> None:
         self.home = home
+        # who jobs run as (docs/security.md): one user, or a uid of its own per attempt
+        self.identity = identity
+        if identity is not None:
+            run_as = identity.run_as
         self.user = resolve_user(run_as) if run_as else None
+        if self.user is not None:  # its groups, to find a command the job may execute
+            self.user["gids"] = os.getgrouplist(self.user["name"], self.user["gid"])
         self.host = host_capacity()
         self.log_limit_bytes = log_limit_bytes
         self.enforce_limits = enforce_limits
@@ -185,7 +193,8 @@ class LocalProvider(Provider):
                 "log": s.log_path,
                 "log_limit": self.log_limit_bytes,
                 "memory_mib": s.memory_mib,
-                "user": self.user,
+                "user": self._user_of(s.attempt_id),
+                **self._isolation(),
             }
             for s in specs
         ]
@@ -194,6 +203,29 @@ class LocalProvider(Provider):
             self.owner[s.attempt_id] = link
         link.send({"op": "launch", "items": items})
         await link.drain()
+
+    def _user_of(self, attempt_id: int) -> dict[str, Any] | None:
+        ident = self.identity
+        if self.user is None or ident is None or not ident.isolate:
+            return self.user
+        uid = ident.uid_base + attempt_id % ident.uid_count
+        return {
+            "uid": uid,
+            "gid": self.user["gid"],
+            "name": f"batchyard-job-{uid}",
+            "home": None,  # the attempt's working directory
+            "groups": "clear",
+            "gids": [],
+        }
+
+    def _isolation(self) -> dict[str, Any]:
+        ident = self.identity
+        if ident is None:
+            return {}
+        out: dict[str, Any] = {"umask": ident.umask}
+        if ident.work_root is not None:
+            out["work_root"] = str(ident.work_root)
+        return out
 
     async def terminate(self, attempt_ids: list[int], grace_seconds: float) -> None:
         by_link: dict[AgentLink, list[int]] = {}

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 16:22:20.490907
+Create Date: 2026-11-25 16:37:21.953140
 """
 
 from alembic import op
@@ -40,6 +40,52 @@ def upgrade() -> None:
         batch_op.create_index('ix_attempts_log_stream', ['log_stream'], unique=False)
         batch_op.create_index('ix_attempts_status', ['status'], unique=False)
 
+    op.create_table('audit_log',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('at', sa.BigInteger(), nullable=False),
+    sa.Column('principal', sa.String(length=128), nullable=False),
+    sa.Column('access_key_id', sa.String(length=128), nullable=True),
+    sa.Column('action', sa.String(length=128), nullable=False),
+    sa.Column('resources', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('source', sa.String(length=64), nullable=True),
+    sa.Column('outcome', sa.String(length=64), nullable=False),
+    sa.Column('status', sa.Integer(), nullable=False),
+    sa.Column('message', sa.Text(), nullable=True),
+    sa.Column('request_id', sa.String(length=64), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_log')),
+    sqlite_autoincrement=True
+    )
+    with op.batch_alter_table('audit_log', schema=None) as batch_op:
+        batch_op.create_index('ix_audit_log_at', ['at'], unique=False)
+        batch_op.create_index('ix_audit_log_principal', ['principal', 'id'], unique=False)
+
+    op.create_table('auth_keys',
+    sa.Column('access_key_id', sa.String(length=32), nullable=False),
+    sa.Column('user_name', sa.String(length=64), nullable=False),
+    sa.Column('secret', sa.Text(), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('created_at', sa.BigInteger(), nullable=False),
+    sa.Column('revoked_at', sa.BigInteger(), nullable=True),
+    sa.Column('last_used_at', sa.BigInteger(), nullable=True),
+    sa.PrimaryKeyConstraint('access_key_id', name=op.f('pk_auth_keys'))
+    )
+    with op.batch_alter_table('auth_keys', schema=None) as batch_op:
+        batch_op.create_index('ix_auth_keys_user_name', ['user_name'], unique=False)
+
+    op.create_table('auth_policies',
+    sa.Column('owner_kind', sa.String(length=8), nullable=False),
+    sa.Column('owner', sa.String(length=64), nullable=False),
+    sa.Column('name', sa.String(length=128), nullable=False),
+    sa.Column('document', sa.Text(), nullable=False),
+    sa.Column('updated_at', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('owner_kind', 'owner', 'name', name=op.f('pk_auth_policies'))
+    )
+    op.create_table('auth_users',
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('groups', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('created_at', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_auth_users'))
+    )
     op.create_table('compute_environments',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('name', sa.String(length=128), nullable=False),
@@ -195,17 +241,57 @@ def upgrade() -> None:
     sa.UniqueConstraint('name', name=op.f('uq_scheduling_policies_name')),
     sqlite_autoincrement=True
     )
+    op.create_table('secrets',
+    sa.Column('name', sa.String(length=512), nullable=False),
+    sa.Column('value', sa.Text(), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.BigInteger(), nullable=False),
+    sa.Column('updated_at', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_secrets'))
+    )
     op.create_table('settings',
     sa.Column('key', sa.String(length=64), nullable=False),
     sa.Column('value', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('key', name=op.f('pk_settings'))
     )
+    op.create_table('webhook_cursors',
+    sa.Column('name', sa.String(length=128), nullable=False),
+    sa.Column('cursor', sa.BigInteger(), nullable=False),
+    sa.Column('failures', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('next_attempt_at', sa.BigInteger(), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('delivered', sa.BigInteger(), server_default='0', nullable=False),
+    sa.Column('updated_at', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_webhook_cursors'))
+    )
+    op.create_table('webhook_dead_letters',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('webhook', sa.String(length=128), nullable=False),
+    sa.Column('transition_id', sa.BigInteger(), nullable=False),
+    sa.Column('job_id', sa.String(length=64), nullable=False),
+    sa.Column('event', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('created_at', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_dead_letters')),
+    sqlite_autoincrement=True
+    )
+    with op.batch_alter_table('webhook_dead_letters', schema=None) as batch_op:
+        batch_op.create_index('ix_webhook_dead_letters_webhook', ['webhook', 'id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('webhook_dead_letters', schema=None) as batch_op:
+        batch_op.drop_index('ix_webhook_dead_letters_webhook')
+
+    op.drop_table('webhook_dead_letters')
+    op.drop_table('webhook_cursors')
     op.drop_table('settings')
+    op.drop_table('secrets')
     op.drop_table('scheduling_policies')
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.drop_index('ix_jobs_stopped_at')
@@ -238,6 +324,17 @@ def downgrade() -> None:
     op.drop_table('idempotency_tokens')
     op.drop_table('consumable_resources')
     op.drop_table('compute_environments')
+    op.drop_table('auth_users')
+    op.drop_table('auth_policies')
+    with op.batch_alter_table('auth_keys', schema=None) as batch_op:
+        batch_op.drop_index('ix_auth_keys_user_name')
+
+    op.drop_table('auth_keys')
+    with op.batch_alter_table('audit_log', schema=None) as batch_op:
+        batch_op.drop_index('ix_audit_log_principal')
+        batch_op.drop_index('ix_audit_log_at')
+
+    op.drop_table('audit_log')
     with op.batch_alter_table('attempts', schema=None) as batch_op:
         batch_op.drop_index('ix_attempts_status')
         batch_op.drop_index('ix_attempts_log_stream')

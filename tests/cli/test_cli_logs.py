@@ -1,0 +1,109 @@
+"""batchyard logs: whole output, attempts, array children, and --follow while the job runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from cli_helpers import client_env
+from helpers import setup_queue, wait_job
+
+
+def test_follow_prints_lines_while_the_job_still_runs(cli, cli_server, unique, tmp_path):
+    batch = cli_server.client("batch")
+    queue = setup_queue(batch, unique)
+    go = tmp_path / "go"
+    script = f"echo first; while [ ! -e {go} ]; do sleep 0.05; done; echo second; echo third"
+    job_id = cli("submit", "-q", queue, "--vcpus", "0.5", "--", "sh", "-c", script).lines[0]
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "batchyard", "logs", "--follow", job_id],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=client_env(cli_server.endpoint),
+    )
+    try:
+        assert follower.stdout is not None
+        assert follower.stdout.readline() == "first\n"
+        # the line arrived while the job is still running (it waits for the file)
+        assert batch.describe_jobs(jobs=[job_id])["jobs"][0]["status"] == "RUNNING"
+        assert follower.poll() is None, "--follow keeps going while the job runs"
+        go.touch()
+        rest, err = follower.communicate(timeout=30)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    assert follower.returncode == 0, err
+    assert rest == "second\nthird\n"
+    assert wait_job(batch, job_id)["status"] == "SUCCEEDED"
+
+
+def test_follow_waits_for_the_start_and_follows_retries(cli, cli_server, unique, tmp_path):
+    batch = cli_server.client("batch")
+    queue = setup_queue(batch, unique)
+    go = tmp_path / "go"
+    blocker = cli(
+        "submit",
+        "-q",
+        queue,
+        "--vcpus",
+        "2",
+        "--",
+        "sh",
+        "-c",
+        f"while [ ! -e {go} ]; do sleep 0.05; done",
+    ).lines[0]
+    wait_job(batch, blocker, until={"RUNNING"})
+    script = 'echo "attempt $AWS_BATCH_JOB_ATTEMPT"; [ "$AWS_BATCH_JOB_ATTEMPT" = 2 ]'
+    job_id = cli(
+        "submit", "-q", queue, "--vcpus", "2", "--retries", "1", "--", "sh", "-c", script
+    ).lines[0]
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "batchyard", "logs", "--follow", job_id],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=client_env(cli_server.endpoint),
+    )
+    assert follower.stderr is not None
+    assert follower.stderr.readline().startswith(f"waiting for {job_id} to start (it is RUNNABLE)")
+    go.touch()
+    out, err = follower.communicate(timeout=60)
+    assert follower.returncode == 0, err
+    assert out == "attempt 1\nattempt 2\n"
+    assert "── attempt 2 ──" in err
+    assert cli("logs", job_id, "--attempt", "1").stdout == "attempt 1\n"
+    assert cli("logs", job_id).stdout == "attempt 2\n"
+    stamped = cli("logs", job_id, "--timestamps").stdout
+    assert stamped.startswith(time.strftime("%Y-")) and stamped.endswith("  attempt 2\n")
+    r = cli("logs", job_id, "--attempt", "3")
+    assert r.code == 1 and "there is no attempt 3" in r.stderr, r
+
+
+def test_array_children_and_errors(cli, cli_server, unique):
+    batch = cli_server.client("batch")
+    queue = setup_queue(batch, unique)
+    parent = cli(
+        "submit",
+        "-q",
+        queue,
+        "--array-size",
+        "2",
+        "--vcpus",
+        "0.25",
+        "--wait",
+        "--",
+        "sh",
+        "-c",
+        "echo I am $AWS_BATCH_JOB_ARRAY_INDEX",
+    ).lines[0]
+    assert cli("logs", f"{parent}:1").stdout == "I am 1\n"
+    r = cli("logs", parent)
+    assert r.code == 2 and f"batchyard logs {parent}:0" in r.stderr, r
+    r = cli("logs", "no-such-job")
+    assert r.code == 1 and "does not exist" in r.stderr, r
+    stuck = cli("submit", "-q", queue, "--vcpus", "64", "--", "true").lines[0]
+    r = cli("logs", stuck)
+    assert r.code == 1 and "has not run yet" in r.stderr and "--follow" in r.stderr, r
+    cli("cancel", stuck)
