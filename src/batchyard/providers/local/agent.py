@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import fcntl
 import heapq
 import logging
 import os
@@ -34,6 +35,11 @@ from batchyard.providers.local import wire
 from batchyard.providers.local.cgroups import Cgroups, detect
 
 log = logging.getLogger("batchyard.agent")
+
+
+class AlreadyServed(Exception):
+    """Another agent holds this data dir's lock: it serves the jobs, this one is not needed."""
+
 
 READ_CHUNK = 1 << 16
 MAX_LINE = 256 * 1024  # a CloudWatch event's limit; longer lines are split
@@ -72,6 +78,14 @@ class Agent:
     def __init__(self, home: Path, idle_seconds: float, enforce_limits: bool) -> None:
         self.home = home
         self.idle_seconds = idle_seconds
+        # One agent per data dir, for its whole life: a second one would take over the socket
+        # and leave the first, with the exit records only it knows, unreachable.
+        self.lock_fd = os.open(home / wire.LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.lock_fd)
+            raise AlreadyServed(str(home)) from None
         self.sel = selectors.DefaultSelector()
         self.running: dict[int, Job] = {}
         self.by_pid: dict[int, Job] = {}
@@ -86,8 +100,25 @@ class Agent:
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self.cgroups: Cgroups | None = detect() if enforce_limits else None
         (home / "work").mkdir(parents=True, exist_ok=True)
+        self.listener: socket.socket | None = None
+        self.socket_inode = 0
+        self.next_check = 0.0
+        self.home_gone = False
+        self._listen()
 
-        sock_path = home / wire.SOCKET
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wakeup_r = r
+        signal.set_wakeup_fd(w)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: None)
+        self.sel.register(r, selectors.EVENT_READ, ("signal", None))
+
+    def _listen(self) -> None:
+        """(Re)create the socket the server connects to."""
+        if self.listener is not None:
+            self.sel.unregister(self.listener)
+            self.listener.close()
+        sock_path = self.home / wire.SOCKET
         with contextlib.suppress(FileNotFoundError):
             sock_path.unlink()
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -96,13 +127,25 @@ class Agent:
         self.listener.listen(8)
         self.listener.setblocking(False)
         self.sel.register(self.listener, selectors.EVENT_READ, ("listener", None))
+        self.socket_inode = sock_path.stat().st_ino
 
-        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self.wakeup_r = r
-        signal.set_wakeup_fd(w)
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: None)
-        self.sel.register(r, selectors.EVENT_READ, ("signal", None))
+    def _check_socket(self) -> None:
+        """Once a second: if someone removed our socket, make it again (we hold the lock, so
+        it is ours to make); if the data dir itself is gone, say so (we exit once idle)."""
+        now = time.monotonic()
+        if now < self.next_check:
+            return
+        self.next_check = now + 1.0
+        self.home_gone = not self.home.is_dir()
+        if self.home_gone:
+            return
+        try:
+            inode = (self.home / wire.SOCKET).stat().st_ino
+        except OSError:
+            inode = 0
+        if inode != self.socket_inode:
+            log.warning("agent %d: its socket was removed; listening again", os.getpid())
+            self._listen()
 
     # ---- the loop -----------------------------------------------------------------------
 
@@ -127,6 +170,7 @@ class Agent:
                 self._fire_timers()
                 self._sample_trees()
                 self._flush()
+                self._check_socket()
                 if self._should_exit():
                     break
         finally:
@@ -139,6 +183,8 @@ class Agent:
     def _should_exit(self) -> bool:
         if self.stopping:
             return not self.running
+        if self.home_gone and not self.running:
+            return True  # the data dir was deleted: nobody can ask for the exit records
         if self.client is not None or self.running or self.exited:
             self.idle_since = time.monotonic()
             return False
@@ -616,7 +662,12 @@ def main(argv: list[str] | None = None) -> None:
         stream=sys.stderr,
     )
     os.chdir(args.dir)
-    Agent(args.dir, args.idle_seconds, enforce_limits=not args.no_limits).run()
+    try:
+        agent = Agent(args.dir, args.idle_seconds, enforce_limits=not args.no_limits)
+    except AlreadyServed:
+        log.info("another agent serves %s; this one exits", args.dir)
+        return
+    agent.run()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import orjson
 VERSION = 1
 SOCKET = "agent.sock"
 PID_FILE = "agent.pid"
+LOCK_FILE = "agent.lock"  # held (flock) by the one agent of a data dir
 LOG_FILE = "agent.log"
 
 
