@@ -191,8 +191,11 @@ def simulate(
     output: OutputOpt = Output.table,
     endpoint: EndpointOpt = None,
 ) -> None:
-    """May this key (user, policy) perform these actions on these resources? Exit 0 if all
-    are allowed, 1 if any is denied; each answer names the statement that decided it."""
+    """May this key (user, policy) perform these actions on these resources?
+
+    Exit 0 if all are allowed, 1 if any is denied; each answer names the statement that
+    decided it.
+    """
     if sum(x is not None for x in (access_key, user, policy)) != 1:
         raise Usage("name exactly one of --access-key, --user and --policy")
     resources = list(resource or ["*"])

@@ -169,8 +169,10 @@ def usage(
     output: OutOpt = TableOutput.table,
     endpoint: EndpointOpt = None,
 ) -> None:
-    """What jobs reserved and really used (CPU, memory), and which job definitions
-    over- or under-request."""
+    """What jobs reserved and really used (CPU, memory); right-sizing hints.
+
+    Names the job definitions that over- or under-request vCPUs and memory.
+    """
     _run(False, group_by, since, until, output, Api(endpoint))
 
 
@@ -182,6 +184,8 @@ def cost(
     output: OutOpt = TableOutput.table,
     endpoint: EndpointOpt = None,
 ) -> None:
-    """What jobs cost (reserved vCPUs and memory × time, at the compute environment's
-    prices) and how much of it paid for capacity they did not use."""
+    """What jobs cost, and how much of it paid for capacity they did not use.
+
+    Cost is reserved vCPUs and memory × time, at the compute environments' prices.
+    """
     _run(True, group_by, since, until, output, Api(endpoint))
