@@ -60,6 +60,9 @@ class LaunchSpec:
     # set when the attempt cannot start (a secret is missing): it is failed with this
     # reason instead of being launched
     error: str | None = None
+    # start only once this attempt (of a sibling, on the same reservation) has ended; only
+    # for providers that say ``follows``
+    after: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +104,9 @@ class Provider:
     """Runs attempts for the compute environments that name it."""
 
     name: str = ""
+    # Whether :attr:`LaunchSpec.after` is honoured: the scheduler then queues short array
+    # children behind their running siblings, so that they start back to back.
+    follows: bool = False
 
     async def start(self, events: Events) -> None:
         """Connect to whatever runs the jobs; from now on report through ``events``."""

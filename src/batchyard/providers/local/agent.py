@@ -18,21 +18,25 @@ import argparse
 import contextlib
 import errno
 import fcntl
+import functools
 import heapq
 import logging
 import os
+import queue
 import selectors
 import shutil
 import signal
 import socket
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from batchyard.providers.local import wire
-from batchyard.providers.local.cgroups import Cgroups, detect
+from batchyard.providers.local.cgroups import Cgroups, JobCgroup, detect
 
 log = logging.getLogger("batchyard.agent")
 
@@ -58,7 +62,7 @@ class Job:
     job_id: str
     pid: int
     pipe: int
-    log_fd: int
+    log_path: str  # created on the first output: most short jobs print nothing
     workdir: str
     started_at: int
     log_limit: int
@@ -71,7 +75,22 @@ class Job:
     rusage: Any = None
     eof: bool = False
     killed_by_request: bool = False
+    log_fd: int = -1
     tree_peak_mib: float = 0.0  # sampled when the job has no cgroup to say it
+
+
+@dataclass(slots=True)
+class Prepared:
+    exe: str
+    argv: list[str]
+    env: dict[str, str]
+    workdir: str
+    cgroup: JobCgroup | None = None
+    error: str | None = None
+
+    @classmethod
+    def failed(cls, error: str) -> Prepared:
+        return cls("", [], {}, "", error=error)
 
 
 class Agent:
@@ -90,6 +109,10 @@ class Agent:
         self.running: dict[int, Job] = {}
         self.by_pid: dict[int, Job] = {}
         self.exited: dict[int, dict[str, Any]] = {}
+        # launches that wait for an attempt (a sibling's, on the same reservation) to end:
+        # the attempt waited for -> the launch, and the reverse
+        self.waiting: dict[int, dict[str, Any]] = {}
+        self.queued: dict[int, int] = {}
         self.timers: list[tuple[float, int, str]] = []
         self.client: socket.socket | None = None
         self.inbuf = bytearray()
@@ -100,6 +123,13 @@ class Agent:
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self.cgroups: Cgroups | None = detect() if enforce_limits else None
         (home / "work").mkdir(parents=True, exist_ok=True)
+        # Making and removing a job's directories (working dir, cgroups) costs file-system
+        # journal work: a worker thread does it off the path from one job to the next (it
+        # prepares launches that wait for a sibling, and cleans up after finished jobs).
+        self.work: queue.SimpleQueue[Callable[[], Any] | None] = queue.SimpleQueue()
+        self.worker = threading.Thread(target=self._work, name="agent-worker", daemon=True)
+        self.worker.start()
+        self.resolved: dict[tuple[str, str, Any], tuple[Any, float]] = {}
         self.listener: socket.socket | None = None
         self.socket_inode = 0
         self.next_check = 0.0
@@ -178,6 +208,8 @@ class Agent:
                 (self.home / wire.SOCKET).unlink()
             with contextlib.suppress(FileNotFoundError):
                 (self.home / wire.PID_FILE).unlink()
+            self.work.put(None)
+            self.worker.join(10)
             log.info("agent %d exits", os.getpid())
 
     def _should_exit(self) -> bool:
@@ -280,18 +312,25 @@ class Agent:
                         if j.status is None
                     ],
                     "exited": list(self.exited.values()),
+                    "queued": [{"id": i, "after": a} for i, a in self.queued.items()],
                 }
             )
         elif op == "launch":
-            started = []
             for item in msg["items"]:
-                job = self._launch(item)
-                if job is not None:
-                    started.append({"id": job.id, "pid": job.pid, "at": job.started_at})
-            if started:
-                self._send({"op": "started", "items": started})
+                if item["id"] in self.queued:
+                    continue  # a repeated launch (server retried): the first one stands
+                after = item.get("after")
+                if after is not None and (after in self.running or after in self.queued):
+                    self.waiting[after] = item
+                    self.queued[item["id"]] = after
+                    self.work.put(functools.partial(self._prepared, item))
+                else:
+                    self._start(item)
         elif op == "kill":
             for item in msg["items"]:
+                if item["id"] in self.queued:
+                    self._unqueue(item["id"], "the job was stopped before it started")
+                    continue
                 job = self.running.get(item["id"])
                 if job is None or job.status is not None:
                     continue
@@ -307,30 +346,49 @@ class Agent:
 
     # ---- jobs ---------------------------------------------------------------------------
 
-    def _launch(self, item: dict[str, Any]) -> Job | None:
+    def _start(self, item: dict[str, Any]) -> None:
+        job = self._launch(item)
+        if job is not None:
+            self._send(
+                {"op": "started", "items": [{"id": job.id, "pid": job.pid, "at": job.started_at}]}
+            )
+
+    def _release(self, attempt_id: int) -> None:
+        """An attempt ended: start the launch that waited for it."""
+        item = self.waiting.pop(attempt_id, None)
+        if item is not None:
+            del self.queued[item["id"]]
+            self._start(item)
+
+    def _unqueue(self, attempt_id: int, reason: str, never_started: bool = False) -> None:
+        """Drop a waiting launch (its follower waits for its predecessor instead)."""
+        after = self.queued.pop(attempt_id)
+        self.work.put(functools.partial(self._discard, self.waiting.pop(after)))
+        follower = self.waiting.pop(attempt_id, None)
+        if follower is not None:
+            self.waiting[after] = follower
+            self.queued[follower["id"]] = after
+        record: dict[str, Any] = {"id": attempt_id, "exit_code": None, "reason": reason}
+        record.update(at=now_ms(), never_started=never_started)
+        self.exited[attempt_id] = record
+        self._send({"op": "exited", "items": [record]})
+
+    def _prepare(self, item: dict[str, Any]) -> Prepared:
+        """Everything a launch needs before the spawn: the executable, the working directory,
+        the cgroup. Absolute paths only and no change of directory, so that the worker
+        thread can do it ahead of time for a launch that waits for its sibling."""
         attempt_id = item["id"]
-        if attempt_id in self.running or attempt_id in self.exited:
-            return None  # a repeated launch (server retried): the first one stands
         argv: list[str] = item["argv"]
         env: dict[str, str] = item["env"]
         user = item.get("user")
-        exe = (
-            executable_for(argv[0], env.get("PATH", ""), user)
-            if user is not None
-            else argv[0]
-            if "/" in argv[0]
-            else shutil.which(argv[0], path=env.get("PATH", ""))
-        )
+        exe = self._resolve(argv[0], env.get("PATH", ""), user)
         if exe is None:
-            self._fail(
-                attempt_id,
+            return Prepared.failed(
                 f"CannotStartContainerError: command {argv[0]!r} was not "
-                f"found on PATH ({env.get('PATH', '')})",
+                f"found on PATH ({env.get('PATH', '')})"
             )
-            return None
         if isinstance(exe, Unusable):
-            self._fail(attempt_id, f"CannotStartContainerError: {exe}")
-            return None
+            return Prepared.failed(f"CannotStartContainerError: {exe}")
         work_root = Path(item.get("work_root") or self.home / "work")
         workdir = str(work_root / f"{item['job'].replace('/', '_')}-{attempt_id}")
         if user is not None:
@@ -348,32 +406,73 @@ class Agent:
             exe = SETPRIV
             home = user.get("home") or workdir
             env = {**env, "USER": user["name"], "LOGNAME": user["name"], "HOME": home}
-        log_fd = -1
-        r = w = -1
-        cgroup = None
+        prep = Prepared(exe, argv, env, workdir)
         try:
             with contextlib.suppress(FileExistsError):
                 os.mkdir(workdir)
             if user is not None:
                 os.chown(workdir, user["uid"], user["gid"])
                 os.chmod(workdir, 0o700)  # the attempt's alone
-            log_fd = os.open(
-                item["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640
-            )
-            r, w = os.pipe2(os.O_CLOEXEC)
             if self.cgroups is not None and item.get("memory_mib"):
                 # one host may run several agents (several data dirs): names must not clash
                 name = f"{os.getpid()}-{attempt_id}"
-                cgroup = self.cgroups.create(name, int(item["memory_mib"]))
-            os.chdir(workdir)
+                prep.cgroup = self.cgroups.create(name, int(item["memory_mib"]))
+        except OSError as e:
+            self._dispose(prep.cgroup, prep.workdir)
+            return Prepared.failed(
+                f"CannotStartContainerError: cannot start {item['argv'][0]!r}: {e.strerror}"
+            )
+        return prep
+
+    def _prepared(self, item: dict[str, Any]) -> Prepared:
+        """The item's preparation: done by the worker already, or now."""
+        with item.setdefault("_lock", threading.Lock()):
+            prep = item.get("_prep")
+            if prep is None:
+                prep = item["_prep"] = self._prepare(item)
+            return prep
+
+    def _resolve(self, name: str, path: str, user: dict[str, Any] | None) -> str | None:
+        """``name`` on ``path`` (for ``user``), remembered for a second: an array's children
+        all ask for the same command."""
+        key = (name, path, user["uid"] if user is not None else None)
+        hit = self.resolved.get(key)
+        now = time.monotonic()
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        exe = (
+            executable_for(name, path, user)
+            if user is not None
+            else name
+            if "/" in name
+            else shutil.which(name, path=path)
+        )
+        if len(self.resolved) > 1000:
+            self.resolved.clear()
+        self.resolved[key] = (exe, now + 1.0)
+        return exe
+
+    def _launch(self, item: dict[str, Any]) -> Job | None:
+        attempt_id = item["id"]
+        if attempt_id in self.running or attempt_id in self.exited:
+            return None  # a repeated launch (server retried): the first one stands
+        prep = self._prepared(item)
+        if prep.error is not None:
+            self._fail(attempt_id, prep.error)
+            return None
+        r = w = -1
+        cgroup = prep.cgroup
+        try:
+            r, w = os.pipe2(os.O_CLOEXEC)
+            os.chdir(prep.workdir)
             if cgroup is not None:
                 cgroup.enter()
             umask = os.umask(item["umask"]) if item.get("umask") is not None else None
             try:
                 pid = os.posix_spawn(
-                    exe,
-                    argv,
-                    env,
+                    prep.exe,
+                    prep.argv,
+                    prep.env,
                     file_actions=[
                         (os.POSIX_SPAWN_DUP2, self.devnull, 0),
                         (os.POSIX_SPAWN_DUP2, w, 1),
@@ -388,14 +487,13 @@ class Agent:
                     cgroup.leave()
                 os.chdir(self.home)
         except OSError as e:
-            for fd in (r, w, log_fd):
+            for fd in (r, w):
                 if fd >= 0:
                     os.close(fd)
-            if cgroup is not None:
-                cgroup.remove()
-            shutil.rmtree(workdir, ignore_errors=True)
+            self.work.put(functools.partial(self._dispose, prep.cgroup, prep.workdir))
             self._fail(
-                attempt_id, f"CannotStartContainerError: cannot start {argv[0]!r}: {e.strerror}"
+                attempt_id,
+                f"CannotStartContainerError: cannot start {item['argv'][0]!r}: {e.strerror}",
             )
             return None
         os.close(w)
@@ -405,8 +503,8 @@ class Agent:
             job_id=item["job"],
             pid=pid,
             pipe=r,
-            log_fd=log_fd,
-            workdir=workdir,
+            log_path=item["log"],
+            workdir=prep.workdir,
             started_at=now_ms(),
             log_limit=int(item.get("log_limit", 1 << 40)),
             cgroup=cgroup,
@@ -446,6 +544,7 @@ class Agent:
         record = {"id": attempt_id, "exit_code": None, "reason": reason, "at": now_ms()}
         self.exited[attempt_id] = record
         self._send({"op": "exited", "items": [record]})
+        self._release(attempt_id)
 
     def _signal_group(self, job: Job, sig: int) -> None:
         if job.cgroup is not None and sig == signal.SIGKILL:
@@ -465,6 +564,8 @@ class Agent:
     def _stop_all(self) -> None:
         """Stop every job (SIGTERM, SIGKILL 5 s later) and exit once they are gone."""
         self.stopping = True
+        for attempt_id in list(self.queued):
+            self._unqueue(attempt_id, "the agent stopped first", never_started=True)
         for job in self.running.values():
             if job.status is None:
                 self._signal_group(job, signal.SIGTERM)
@@ -530,6 +631,10 @@ class Agent:
             )
             job.truncated = True
         try:
+            if job.log_fd < 0:
+                job.log_fd = os.open(
+                    job.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640
+                )
             os.write(job.log_fd, out)
             job.logged += len(out)
         except OSError as e:
@@ -545,7 +650,8 @@ class Agent:
             os.close(job.pipe)
             job.pipe = -1
         del self.running[job.id]
-        os.close(job.log_fd)
+        if job.log_fd >= 0:
+            os.close(job.log_fd)
         code = os.waitstatus_to_exitcode(job.status)
         reason = None
         oom = job.cgroup is not None and job.cgroup.oom_killed()
@@ -572,12 +678,33 @@ class Agent:
         }
         if job.cgroup is not None:
             record["usage"].update(job.cgroup.usage())
-            job.cgroup.remove()
         elif job.tree_peak_mib:
             record["usage"]["tree_peak_memory_mib"] = round(job.tree_peak_mib, 3)
-        _remove_dir(job.workdir)
+        self.work.put(functools.partial(self._dispose, job.cgroup, job.workdir))
         self.exited[job.id] = record
         self._send({"op": "exited", "items": [record]})
+        self._release(job.id)
+
+    def _dispose(self, cgroup: JobCgroup | None, workdir: str) -> None:
+        """Remove a job's cgroup and working directory (worker thread)."""
+        if cgroup is not None:
+            cgroup.remove()
+        if workdir:
+            _remove_dir(workdir)
+
+    def _discard(self, item: dict[str, Any]) -> None:
+        """A launch that will never start: undo its preparation, if any (worker thread)."""
+        with item.setdefault("_lock", threading.Lock()):
+            prep = item.pop("_prep", None)
+        if prep is not None:
+            self._dispose(prep.cgroup, prep.workdir)
+
+    def _work(self) -> None:
+        while (task := self.work.get()) is not None:
+            try:
+                task()
+            except Exception:  # the jobs go on: a leftover directory is only litter
+                log.exception("agent: a preparation or clean-up failed")
 
 
 def _remove_dir(path: str) -> None:
@@ -661,9 +788,10 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    os.chdir(args.dir)
+    home = args.dir.resolve()  # the worker thread uses absolute paths only
+    os.chdir(home)
     try:
-        agent = Agent(args.dir, args.idle_seconds, enforce_limits=not args.no_limits)
+        agent = Agent(home, args.idle_seconds, enforce_limits=not args.no_limits)
     except AlreadyServed:
         log.info("another agent serves %s; this one exits", args.dir)
         return

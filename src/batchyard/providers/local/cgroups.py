@@ -5,7 +5,9 @@ Detected, not assumed: a pure cgroup v2 host with the memory controller delegate
 (``memory.limit_in_bytes``, ``memory.oom_control``), or neither (no limit; the request is
 still accounted for placement). The agent puts a job into its cgroup by moving *itself* in
 just before ``posix_spawn`` and back out right after: the child is born inside, with no
-wrapper process and no ``preexec_fn``.
+wrapper process and no ``preexec_fn``. On v1 only the calling thread moves (``tasks``):
+moving a whole process (``cgroup.procs``) takes a kernel lock whose RCU synchronization
+costs milliseconds per move on an otherwise idle host.
 """
 
 from __future__ import annotations
@@ -13,10 +15,36 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
 GROUP = "batchyard"
+
+
+def _write(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _read(path: Path) -> str:
+    """A small cgroup file, without a Python file object (this runs for every job)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 65536).decode()
+    finally:
+        os.close(fd)
+
+
+def _move_here(cgroup: Path, version: int) -> None:
+    """Move the calling thread (v1) or this process (v2) into ``cgroup``."""
+    if version == 1:
+        _write(cgroup / "tasks", b"0")
+    else:
+        _write(cgroup / "cgroup.procs", str(os.getpid()).encode())
 
 
 class JobCgroup:
@@ -26,23 +54,23 @@ class JobCgroup:
         self.cpu_path = cpu_path  # v1: the job's cpuacct cgroup (CPU time of the whole tree)
 
     def enter(self) -> None:
-        (self.path / "cgroup.procs").write_text(str(os.getpid()))
+        _move_here(self.path, self.cgroups.version)
         if self.cpu_path is not None:
             try:
-                (self.cpu_path / "cgroup.procs").write_text(str(os.getpid()))
+                _move_here(self.cpu_path, 1)
             except OSError:
                 self.cpu_path = None  # no whole-tree CPU figure then; rusage still counts
 
     def leave(self) -> None:
-        (self.cgroups.home / "cgroup.procs").write_text(str(os.getpid()))
+        _move_here(self.cgroups.home, self.cgroups.version)
         if self.cpu_path is not None and self.cgroups.cpu_home is not None:
             with contextlib.suppress(OSError):
-                (self.cgroups.cpu_home / "cgroup.procs").write_text(str(os.getpid()))
+                _move_here(self.cgroups.cpu_home, 1)
 
     def oom_killed(self) -> bool:
         name = "memory.events" if self.cgroups.version == 2 else "memory.oom_control"
         try:
-            for line in (self.path / name).read_text().splitlines():
+            for line in _read(self.path / name).splitlines():
                 key, _, value = line.partition(" ")
                 if key == "oom_kill" and int(value) > 0:
                     return True
@@ -55,16 +83,16 @@ class JobCgroup:
         out: dict[str, float] = {}
         name = "memory.peak" if self.cgroups.version == 2 else "memory.max_usage_in_bytes"
         with contextlib.suppress(OSError, ValueError):
-            peak = int((self.path / name).read_text()) / 2**20
+            peak = int(_read(self.path / name)) / 2**20
             out["cgroup_peak_memory_mib"] = round(peak, 3)
         with contextlib.suppress(OSError, ValueError):
             if self.cgroups.version == 2:  # cpu.stat is there without the cpu controller
-                for line in (self.path / "cpu.stat").read_text().splitlines():
+                for line in _read(self.path / "cpu.stat").splitlines():
                     key, _, value = line.partition(" ")
                     if key == "usage_usec":
                         out["cgroup_cpu_seconds"] = round(int(value) / 1e6, 6)
             elif self.cpu_path is not None:
-                nanos = int((self.cpu_path / "cpuacct.usage").read_text())
+                nanos = int(_read(self.cpu_path / "cpuacct.usage"))
                 out["cgroup_cpu_seconds"] = round(nanos / 1e9, 6)
         return out
 
@@ -77,7 +105,7 @@ class JobCgroup:
                 return
         for _ in range(20):  # v1 has no cgroup.kill: repeat while processes keep forking
             try:
-                pids = [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
+                pids = [int(p) for p in _read(self.path / "cgroup.procs").split()]
             except (OSError, ValueError):
                 return
             if not pids:
@@ -88,19 +116,20 @@ class JobCgroup:
 
     def remove(self) -> None:
         """Remove the cgroup; one whose killed processes are still exiting is retried the
-        next time any job's cgroup is removed."""
-        self.cgroups.leftover.append(self.path)
-        if self.cpu_path is not None:
-            self.cgroups.leftover.append(self.cpu_path)
-        still = []
-        for path in self.cgroups.leftover:
-            try:
-                path.rmdir()
-            except FileNotFoundError:
-                pass
-            except OSError:
-                still.append(path)
-        self.cgroups.leftover = still[-1000:]
+        next time any job's cgroup is removed. Thread-safe."""
+        with self.cgroups.lock:
+            self.cgroups.leftover.append(self.path)
+            if self.cpu_path is not None:
+                self.cgroups.leftover.append(self.cpu_path)
+            still = []
+            for path in self.cgroups.leftover:
+                try:
+                    os.rmdir(path)
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    still.append(path)
+            self.cgroups.leftover = still[-1000:]
 
 
 class Cgroups:
@@ -111,6 +140,7 @@ class Cgroups:
         self.parent = parent  # job cgroups are created below this
         self.home = home  # the agent's own cgroup, to return to after a spawn
         self.leftover: list[Path] = []
+        self.lock = threading.Lock()
         # v1: the cpuacct hierarchy, for the CPU time of a job's whole process tree
         self.cpu_parent: Path | None = None
         self.cpu_home: Path | None = None
@@ -120,20 +150,25 @@ class Cgroups:
 
     def create(self, name: str, memory_mib: int) -> JobCgroup:
         path = self.parent / name
-        path.mkdir(exist_ok=True)
-        limit = str(memory_mib * 2**20)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path)
+        limit = b"%d" % (memory_mib * 2**20)
         if self.version == 2:
-            (path / "memory.max").write_text(limit)
+            _write(path / "memory.max", limit)
             with contextlib.suppress(OSError):
-                (path / "memory.swap.max").write_text("0")
+                _write(path / "memory.swap.max", b"0")
         else:
-            (path / "memory.limit_in_bytes").write_text(limit)
+            _write(path / "memory.limit_in_bytes", limit)
         cpu_path = None
         if self.cpu_parent is not None:
-            with contextlib.suppress(OSError):
+            try:
+                os.mkdir(self.cpu_parent / name)
                 cpu_path = self.cpu_parent / name
-                cpu_path.mkdir(exist_ok=True)
-        return JobCgroup(self, path, cpu_path if cpu_path and cpu_path.is_dir() else None)
+            except FileExistsError:
+                cpu_path = self.cpu_parent / name
+            except OSError:
+                pass
+        return JobCgroup(self, path, cpu_path)
 
 
 def _own_path(controller: str) -> str | None:

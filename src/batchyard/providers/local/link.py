@@ -30,6 +30,7 @@ def exited(item: dict[str, Any]) -> Exited:
         exit_code=item.get("exit_code"),
         reason=item.get("reason"),
         usage=item.get("usage"),
+        never_started=bool(item.get("never_started")),
     )
 
 

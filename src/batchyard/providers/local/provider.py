@@ -61,6 +61,7 @@ def host_capacity() -> Capacity:
 
 class LocalProvider(Provider):
     name = "local"
+    follows = True
 
     def __init__(
         self,
@@ -195,6 +196,7 @@ class LocalProvider(Provider):
                 "memory_mib": s.memory_mib,
                 "user": self._user_of(s.attempt_id),
                 **self._isolation(),
+                "after": s.after,
             }
             for s in specs
         ]
@@ -281,12 +283,13 @@ class LocalProvider(Provider):
             state = await asyncio.wait_for(link.state, 30)
             running = {r["id"]: r for r in state["running"]}
             finished = {e["id"]: e for e in state["exited"]}
+            queued = {q["id"] for q in state.get("queued", ())}  # will start
             for r in running.values():
                 link.active[r["id"]] = r["pid"]
             for a in attempts:
                 self.owner[a.attempt_id] = link
-                if a.attempt_id in finished:
-                    continue  # reported below
+                if a.attempt_id in finished or a.attempt_id in queued:
+                    continue  # reported below, or later
                 if a.attempt_id in running:
                     if a.status == "STARTING":
                         r = running[a.attempt_id]
