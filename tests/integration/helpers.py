@@ -238,6 +238,15 @@ def register(
     return name
 
 
+def assert_children_ran_once(batch: Any, parent: str, size: int) -> None:
+    """Every child of the array SUCCEEDED on its first and only attempt (exit 0)."""
+    for i in range(0, size, 100):
+        ids = [f"{parent}:{k}" for k in range(i, min(i + 100, size))]
+        for j in batch.describe_jobs(jobs=ids)["jobs"]:
+            assert j["status"] == "SUCCEEDED", j["jobId"]
+            assert [a["container"]["exitCode"] for a in j["attempts"]] == [0], j["jobId"]
+
+
 def log_lines(server: Any, job: dict[str, Any], attempt: int = -1) -> list[str]:
     stream = job["attempts"][attempt]["container"]["logStreamName"]
     logs = server.client("logs")

@@ -14,6 +14,9 @@ from batchyard.scheduler.plan import (
     Candidate,
     Environment,
     Queue,
+    Slot,
+    Wait,
+    follow_ons,
     plan,
 )
 
@@ -113,3 +116,56 @@ def test_never_overcommits(requests, capacity):
     assert len(p.placements) + len(p.waits) == len(requests)
     placed = [x.candidate.seq for x in p.placements]
     assert placed == sorted(placed)  # dispatch order is kept
+
+
+# ---- follow-ons: array children queued behind their running siblings ----------------------
+
+
+def _wait(seq: int, group: int | None, code: str = INSUFFICIENT_CAPACITY) -> Wait:
+    return Wait(Candidate(seq, f"j{seq}", Amount(1, 100, 0), group), code, "waiting")
+
+
+def test_follow_ons_fill_the_shortest_lines_in_dispatch_order():
+    slots = [Slot(1, 7, "ce", 0), Slot(2, 7, "ce", 2)]
+    out = follow_ons([_wait(s, 7) for s in (10, 11, 12, 13)], slots, {7: 3})
+    assert [(f.candidate.seq, f.slot.key) for f in out] == [(10, 1), (11, 1), (12, 1), (13, 2)]
+
+
+def test_follow_ons_stop_at_the_first_job_without_room():
+    slots = [Slot(1, 7, "ce", 1)]
+    out = follow_ons([_wait(s, 7) for s in (10, 11, 12)], slots, {7: 2})
+    assert [f.candidate.seq for f in out] == [10]
+
+
+def test_no_follow_ons_while_another_job_waits_for_capacity():
+    """A job of another array (or a single job) must get the next free reservation."""
+    slots = [Slot(1, 7, "ce", 0)]
+    assert follow_ons([_wait(10, 7), _wait(11, None)], slots, {7: 5}) == []
+    assert follow_ons([_wait(10, 7), _wait(11, 8)], slots, {7: 5}) == []
+    # a job that can never run does not hold the line up
+    stuck = _wait(11, None, JOB_RESOURCE_REQUIREMENT)
+    assert [f.candidate.seq for f in follow_ons([_wait(10, 7), stuck], slots, {7: 5})] == [10]
+
+
+def test_no_follow_ons_for_long_children():
+    slots = [Slot(1, 7, "ce", 0)]
+    assert follow_ons([_wait(10, 7)], slots, {7: 0}) == []
+    assert follow_ons([_wait(10, 7)], [], {7: 5}) == []
+
+
+@given(
+    st.lists(st.integers(0, 3), min_size=1, max_size=6),
+    st.integers(1, 40),
+    st.integers(0, 8),
+)
+def test_follow_ons_never_exceed_the_depth(lengths, waiting, depth):
+    slots = [Slot(i + 1, 7, "ce", n) for i, n in enumerate(lengths)]
+    out = follow_ons([_wait(100 + i, 7) for i in range(waiting)], slots, {7: depth})
+    per_slot: dict[int, int] = {}
+    for f in out:
+        per_slot[f.slot.key] = per_slot.get(f.slot.key, 0) + 1
+    for s in slots:
+        assert s.length + per_slot.get(s.key, 0) <= max(depth, s.length)
+    assert [f.candidate.seq for f in out] == list(range(100, 100 + len(out)))
+    room = sum(max(0, depth - n) for n in lengths)
+    assert len(out) == min(waiting, room)

@@ -55,6 +55,13 @@ SCALE_SECONDS = 5.0  # how often managed compute environments' desiredvCpus foll
 SWEEP = "sweep"  # a topic: look for PENDING jobs whose dependencies ended (sent by followers)
 MAX_CANDIDATES = 256
 HEAD_WAITS = 3  # waiting jobs per queue whose statusReason each pass keeps current
+# Array children that run this briefly queue behind their running siblings, on the same
+# reservation, up to this many milliseconds of work (and followers) per reservation: the
+# line hides the round trip to the scheduler between two short jobs, and is short enough
+# that a job arriving with a higher priority hardly notices it.
+FOLLOW_HORIZON_MS = 50.0
+MAX_FOLLOWERS = 32
+QUEUED_BEHIND = "Queued on the host behind a running sibling"
 
 
 @dataclass(slots=True)
@@ -76,6 +83,8 @@ class Running:
     kill_sent: bool = False
     mnp: int | None = None  # the multi-node job this node attempt belongs to
     main: bool = False  # the main node of that job
+    after: int | None = None  # queued behind this attempt, on its reservation
+    followed: bool = False  # it was queued so (its statusReason says so until it starts)
 
 
 @dataclass(slots=True)
@@ -123,6 +132,8 @@ class JobScheduler(MultiNode):
         self.held: dict[int, Held] = {}
         self.main_ended: dict[int, tuple[Exited, Running]] = {}
         self._launch_children: list[int] = []
+        self._follower: dict[int, int] = {}  # attempt -> the attempt queued behind it
+        self._runtime: dict[int, tuple[float, int]] = {}  # array -> (avg child ms, count)
 
     # ---- provider events (called on the scheduler's loop) ------------------------------
 
@@ -150,6 +161,7 @@ class JobScheduler(MultiNode):
         self._exited.clear()
         self.held.clear()
         self.main_ended.clear()
+        self._follower.clear()
         self._topology = None
         self._next_sweep = 0.0
         for provider in self.providers.values():
@@ -282,11 +294,14 @@ class JobScheduler(MultiNode):
         the job's other nodes, returned as new claims."""
         changes = []
         mains = []
+        queued = []
         for s in started:
             r = self.running.get(s.attempt_id)
             if r is None or r.started_at is not None:
                 continue
             r.started_at = s.at
+            if r.followed:
+                queued.append(r.job_seq)
             if r.mnp is not None:  # a node: the job's timeout is on its main node
                 spec = self._spec_for(conn, r.mnp, None) if r.main else {}
                 if r.main:
@@ -313,9 +328,12 @@ class JobScheduler(MultiNode):
                     {"started_at": s.at},
                     parent_seq=r.parent_seq,
                     node=r.mnp is not None,
+                    at=s.at,
                 )
             )
         repo.apply_transitions(conn, changes, now)
+        # a follow-on's statusReason said why it waited (unless TerminateJob has said more)
+        repo.clear_status_reason(conn, queued, QUEUED_BEHIND)
         claims = []
         for r, s in mains:
             claims += self._start_children(conn, r, s, now)
@@ -348,6 +366,8 @@ class JobScheduler(MultiNode):
             acks.append(e.attempt_id)
             r = self.running.pop(e.attempt_id, None)
             if r is not None:
+                self._unlink(r)
+                self._observe(r, e)
                 todo.append((e, r))
         if not todo:
             return finished
@@ -391,6 +411,7 @@ class JobScheduler(MultiNode):
                         {"started_at": start},
                         parent_seq=job.parent_seq,
                         node=r.mnp is not None,
+                        at=start,
                     )
                 )
                 src = S.RUNNING
@@ -409,6 +430,7 @@ class JobScheduler(MultiNode):
                 status_reason=attempt_reason,
                 usage=e.usage,
             )
+            change.at = e.at
             changes.append(change)
         applied = repo.apply_transitions(conn, changes, now)
         # A success that lost its race against TerminateJob (committed after we read the
@@ -438,6 +460,57 @@ class JobScheduler(MultiNode):
             if c.dst in TERMINAL and not c.node:
                 finished.add(c.seq)
         return finished | self._decide_multinode(conn, now)
+
+    def _unlink(self, r: Running) -> None:
+        """An attempt ended: the one queued behind it takes its place in the line (and its
+        reservation, if it held it)."""
+        follower = self._follower.pop(r.attempt_id, None)
+        if r.after is not None and self._follower.get(r.after) == r.attempt_id:
+            del self._follower[r.after]
+        if follower is None:
+            return
+        f = self.running.get(follower)
+        if f is not None:
+            f.after = r.after
+            if r.after is not None:
+                self._follower[r.after] = follower
+
+    def _observe(self, r: Running, e: Exited) -> None:
+        """Keep the running average of how long an array's children take."""
+        if r.parent_seq is None or r.started_at is None or e.exit_code is None:
+            return
+        avg, n = self._runtime.get(r.parent_seq, (0.0, 0))
+        ms = max(0.0, float(e.at - r.started_at))
+        if len(self._runtime) > 10_000:
+            self._runtime.clear()
+        self._runtime[r.parent_seq] = (ms if n == 0 else 0.8 * avg + 0.2 * ms, n + 1)
+
+    def _depth(self, group: int) -> int:
+        """How many of an array's children may queue behind a running sibling."""
+        avg, n = self._runtime.get(group, (0.0, 0))
+        if n < 2:
+            return 0
+        return min(MAX_FOLLOWERS, int(FOLLOW_HORIZON_MS / max(1.0, avg)))
+
+    def _slots(self) -> tuple[list[planner.Slot], dict[int, int]]:
+        """Reservations of running array children that siblings may follow, and how deep."""
+        depth: dict[int, int] = {}
+        slots = []
+        for r in self.running.values():
+            if r.after is not None or r.parent_seq is None or r.kill_sent or r.mnp is not None:
+                continue
+            if not self.providers[r.provider].follows:
+                continue
+            if r.parent_seq not in depth:
+                depth[r.parent_seq] = self._depth(r.parent_seq)
+            if depth[r.parent_seq] < 1:
+                continue
+            length, at = 0, r.attempt_id
+            while at in self._follower:
+                at = self._follower[at]
+                length += 1
+            slots.append(planner.Slot(r.attempt_id, r.parent_seq, r.environment, length))
+        return slots, depth
 
     def _outcome(self, job: Job, r: Running, e: Exited, src: S) -> tuple[repo.Change, str, str]:
         """The job's next status after an attempt ended, and the attempt's own status."""
@@ -663,6 +736,8 @@ class JobScheduler(MultiNode):
         pool_used: dict[str, planner.Amount] = {}
         zero = planner.Amount(0.0, 0, 0)
         for r in [*self.running.values(), *self.held.values()]:
+            if isinstance(r, Running) and r.after is not None:
+                continue  # it will use the reservation of the attempt it follows
             used[r.environment] = _plus(used.get(r.environment, zero), r.need)
             pool_used[r.pool] = _plus(pool_used.get(r.pool, zero), r.need)
         envs: dict[str, planner.Environment] = {}
@@ -694,6 +769,8 @@ class JobScheduler(MultiNode):
     def _place(self, conn: Connection, now: int) -> list[tuple[Running, LaunchSpec]]:
         assert self._topology is not None
         envs, pools = self._environments()
+        slots, depth = self._slots()
+        line_room = sum(max(0, depth[s.group] - s.length) for s in slots)
         queues, candidates, rows = [], {}, {}
         for q in self._topology.queues:
             order = tuple(
@@ -707,7 +784,7 @@ class JobScheduler(MultiNode):
                 for n in order
                 if n in envs and envs[n].usable
             )
-            limit = min(MAX_CANDIDATES, 2 * math.ceil(room) + HEAD_WAITS)
+            limit = min(MAX_CANDIDATES, 2 * math.ceil(room) + HEAD_WAITS + line_room)
             found = repo.runnable_candidates(conn, q.id, limit)
             if not found:
                 continue
@@ -719,6 +796,7 @@ class JobScheduler(MultiNode):
                     self._gang_need(conn, r.seq)
                     if r.num_nodes
                     else planner.Amount(r.vcpus, r.memory_mib, r.gpus),
+                    r.parent_seq,
                 )
                 for r in found
             ]
@@ -726,30 +804,50 @@ class JobScheduler(MultiNode):
         if not queues:
             return []
         result = planner.plan(queues, envs, pools, candidates)
-        self._record_waits(conn, result.waits, rows, now)
-        if not result.placements:
+        follow = planner.follow_ons(result.waits, slots, depth) if slots else []
+        if follow:
+            chained = {f.candidate.seq for f in follow}
+            result.waits = [w for w in result.waits if w.candidate.seq not in chained]
+        # children whose siblings' lines move are not stuck: no statusReason write for them
+        lined = {s.group for s in slots}
+        quiet = {
+            w.candidate.seq
+            for w in result.waits
+            if w.code == planner.INSUFFICIENT_CAPACITY and w.candidate.group in lined
+        }
+        self._record_waits(conn, result.waits, rows, now, quiet)
+        if not result.placements and not follow:
             return []
-        jobs = repo.jobs_by_seqs(conn, [p.candidate.seq for p in result.placements])
+        todo: list[tuple[planner.Candidate, str, planner.Slot | None]] = [
+            (p.candidate, p.environment, None) for p in result.placements
+        ]
+        todo += [(f.candidate, f.slot.environment, f.slot) for f in follow]
+        jobs = repo.jobs_by_seqs(conn, [c.seq for c, _, _ in todo])
         changes, attempts, claims = [], [], []
-        for p in result.placements:
-            job = jobs[p.candidate.seq]
-            ce = self._topology.environments[p.environment]
+        for c, env_name, slot in todo:
+            job = jobs[c.seq]
+            ce = self._topology.environments[env_name]
             number = job.attempt_count + 1
             stream = self.logs.new_stream(self._definition_name(conn, job.definition_id))
+            holder = self.running.get(slot.key) if slot is not None else None
             changes.append(
                 repo.Change(
                     job.seq,
                     job.id,
                     S.RUNNABLE,
                     S.STARTING,
-                    None,
+                    f"{QUEUED_BEHIND} ({holder.job_id}): it starts as soon as that "
+                    "reservation is free"
+                    if holder is not None
+                    else None,
                     {"attempt_count": number, "status_reason": None},
                     parent_seq=job.parent_seq,
                 )
             )
-            attempts.append((job, ce, number, stream, envs[p.environment].pool))
+            attempts.append((job, ce, number, stream, envs[env_name].pool, slot))
         applied = {c.seq for c in repo.apply_transitions(conn, changes, now)}
-        for job, ce, number, stream, pool in attempts:
+        tails: dict[int, int] = {}  # slot -> the last attempt in its line
+        for job, ce, number, stream, pool, slot in attempts:
             if job.seq not in applied:  # cancelled meanwhile
                 continue
             self._blocked_since.pop(job.seq, None)
@@ -776,12 +874,25 @@ class JobScheduler(MultiNode):
                 pool=pool,
                 need=planner.Amount(job.vcpus, job.memory_mib, job.gpus),
             )
+            if slot is not None:
+                tail = tails.get(slot.key, slot.key)
+                while tail in self._follower:
+                    tail = self._follower[tail]
+                r.after = tail
+                r.followed = True
+                self._follower[tail] = attempt_id
+                tails[slot.key] = attempt_id
             self.running[attempt_id] = r
             claims.append((r, self._launch_spec(conn, job, r, stream)))
         return claims
 
     def _record_waits(
-        self, conn: Connection, waits: list[planner.Wait], rows: dict[int, Any], now: int
+        self,
+        conn: Connection,
+        waits: list[planner.Wait],
+        rows: dict[int, Any],
+        now: int,
+        quiet: set[int] | frozenset[int] = frozenset(),
     ) -> None:
         """Say why head jobs wait (in their statusReason), and apply the queues'
         jobStateTimeLimitActions to jobs blocked for longer than the action allows."""
@@ -792,10 +903,12 @@ class JobScheduler(MultiNode):
             code, since = self._blocked_since.get(row.seq, (w.code, now))
             blocked[row.seq] = (w.code, since if code == w.code else now)
             current = row.status_reason or ""
+            if row.seq in quiet:
+                continue
             if not current.startswith(w.code) or (
                 w.code in planner.STUCK_CODES and current != w.reason
             ):
-                repo.update_job(conn, row.seq, status_reason=w.reason)
+                repo.set_wait_reason(conn, row.seq, w.reason)
         self._blocked_since = blocked
         self._next_action_at = None
         actions = {q.id: (q, q.job_state_time_limit_actions) for q in self._topology.queues}
@@ -906,6 +1019,7 @@ class JobScheduler(MultiNode):
             memory_mib=job.memory_mib,
             gpus=job.gpus,
             error=error,
+            after=r.after,
         )
 
 

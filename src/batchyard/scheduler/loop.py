@@ -20,6 +20,7 @@ from batchyard.store.db import Store
 log = logging.getLogger(__name__)
 
 Pass = Callable[[set[str]], Awaitable[bool]]
+COALESCE_SECONDS = 0.002
 
 
 class Scheduler:
@@ -37,6 +38,7 @@ class Scheduler:
         self._started = threading.Event()
         self._stopping = False
         self.rounds = 0
+        self._last_pass = 0.0
 
     def add_pass(
         self,
@@ -106,22 +108,43 @@ class Scheduler:
             if not await self.leadership.acquire(lambda: self._stopping):
                 break
             try:
-                for hook in self._on_start:
-                    await hook()
-                self._event.set()  # the first pass picks up whatever the store holds
-                await self._passes_while_leading()
-            finally:
-                for hook in self._on_stop:
+                while not self._stopping and self.leadership.leading:
                     try:
-                        await hook()
+                        for hook in self._on_start:
+                            await hook()
                     except Exception:
-                        log.exception("scheduler stop hook failed")
+                        log.exception("the scheduler could not start; trying again in 1 s")
+                        await self._stop_hooks()
+                        await asyncio.sleep(1.0)
+                        continue
+                    self._event.set()  # the first pass picks up whatever the store holds
+                    if not await self._passes_while_leading():
+                        break
+                    # a pass failed: what it had taken in is gone with its transaction, so
+                    # start over from the store (and the providers' own account), as a new
+                    # leader would
+                    await self._stop_hooks()
+            finally:
+                await self._stop_hooks()
                 await self.leadership.release()
 
-    async def _passes_while_leading(self) -> None:
+    async def _stop_hooks(self) -> None:
+        for hook in self._on_stop:
+            try:
+                await hook()
+            except Exception:
+                log.exception("scheduler stop hook failed")
+
+    async def _passes_while_leading(self) -> bool:
+        """Run passes until stopped or no longer leading (False), or until one fails
+        (True: the caller starts over)."""
         assert self._event is not None and self._loop is not None
         while not self._stopping and self.leadership.leading:
             await self._event.wait()
+            if self._loop.time() - self._last_pass < COALESCE_SECONDS:
+                # busy: let a little more news arrive, so that one pass (one transaction)
+                # serves it all; an idle server's first wake-up runs at once
+                await asyncio.sleep(COALESCE_SECONDS)
             self._event.clear()
             if self._stopping or not self.leadership.leading:
                 break
@@ -132,8 +155,13 @@ class Scheduler:
                 try:
                     again |= await run_pass(topics)
                 except Exception:
-                    log.exception("scheduler pass failed; retrying in 1 s")
-                    self._loop.call_later(1.0, self._event.set)
+                    log.exception("scheduler pass failed; starting over from the store in 1 s")
+                    with self._lock:
+                        self._topics |= topics
+                    await asyncio.sleep(1.0)
+                    return True
             self.rounds += 1
+            self._last_pass = self._loop.time()
             if again:
                 self._event.set()
+        return False

@@ -72,6 +72,7 @@ class Candidate:
     seq: int
     job_id: str
     need: Amount
+    group: int | None = None  # the array job it is a child of (siblings need the same)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +170,52 @@ def plan(
                 )
         reserved |= awaited
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A reservation held by a running array child, on which its waiting siblings may
+    follow it: run one after another, with no round trip to the scheduler between them."""
+
+    key: int  # the attempt holding the reservation now
+    group: int  # its array job
+    environment: str
+    length: int  # followers already queued on it
+
+
+@dataclass(frozen=True, slots=True)
+class FollowOn:
+    candidate: Candidate
+    slot: Slot  # it runs after the slot's last follower (or its holder)
+
+
+def follow_ons(
+    waits: Sequence[Wait], slots: Sequence[Slot], depth: Mapping[int, int]
+) -> list[FollowOn]:
+    """Queue waiting array children behind their running siblings, at most ``depth[group]``
+    per reservation (the caller sizes it so that a queue lasts a few tens of milliseconds).
+
+    Only when every job waiting for capacity is such a child: a job of another array must
+    get the next free reservation, not wait behind a line. Jobs are taken in dispatch order
+    and the first that finds no room ends the walk, so none overtakes another. The result
+    is in order: a slot's followers run in the order listed."""
+    waiting = [w.candidate for w in waits if w.code == INSUFFICIENT_CAPACITY]
+    if not waiting or any(c.group is None or depth.get(c.group, 0) < 1 for c in waiting):
+        return []
+    lengths = {s.key: s.length for s in slots}
+    by_group: dict[int, list[Slot]] = {}
+    for s in slots:
+        by_group.setdefault(s.group, []).append(s)
+    out = []
+    for c in waiting:
+        assert c.group is not None
+        open_slots = [s for s in by_group.get(c.group, ()) if lengths[s.key] < depth[c.group]]
+        if not open_slots:
+            break
+        slot = min(open_slots, key=lambda s: (lengths[s.key], s.key))
+        out.append(FollowOn(c, slot))
+        lengths[slot.key] += 1
+    return out
 
 
 def _room(ce_free: Amount, pool_free: Amount) -> Amount:

@@ -302,7 +302,7 @@ class Jobs:
         now = now_ms()
         flag = "is_terminated" if terminate else "is_cancelled"
         targets: list[Job] = []
-        for job in jobs:
+        for job in sorted(jobs, key=lambda j: j.seq):  # rows locked in one order (deadlocks)
             if job.status in TERMINAL:
                 continue
             if job.array_size is not None:

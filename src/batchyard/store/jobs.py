@@ -177,14 +177,16 @@ class Candidate(NamedTuple):
     status_reason: str | None
     updated_at: int
     num_nodes: int | None
+    parent_seq: int | None
 
 
 def runnable_candidates(conn: Connection, queue_id: int, limit: int) -> list[Candidate]:
     """Like :func:`runnable_head`, with only the columns placement needs (no documents).
     A multi-node job's nodes are not candidates: the job is, as a whole."""
     rows = Raw(conn).query(
-        "SELECT seq, id, vcpus, memory_mib, gpus, status_reason, updated_at, num_nodes "
-        "FROM jobs WHERE queue_id = :q AND status = 'RUNNABLE' AND node_index IS NULL "
+        "SELECT seq, id, vcpus, memory_mib, gpus, status_reason, updated_at, num_nodes, "
+        "parent_seq FROM jobs WHERE queue_id = :q AND status = 'RUNNABLE' "
+        "AND node_index IS NULL "
         "ORDER BY rank, root_seq, pos LIMIT :n",
         {"q": queue_id, "n": limit},
     )
@@ -250,12 +252,17 @@ def dependencies_of(
 
 
 def dependents_of(conn: Connection, seqs: Iterable[int]) -> dict[int, list[int]]:
-    """For each finished job, the jobs that named it in dependsOn."""
+    """For each finished job, the jobs that named it in dependsOn. (Every pass asks, for
+    every job that finished: driver-level SQL.)"""
     seqs = list(set(seqs))
+    raw = Raw(conn)
     out: dict[int, list[int]] = {}
     for i in range(0, len(seqs), 500):
-        for r in conn.execute(select(_d).where(_d.c.depends_on_seq.in_(seqs[i : i + 500]))):
-            out.setdefault(r.depends_on_seq, []).append(r.job_seq)
+        params: dict[str, Any] = {}
+        where = raw.in_list("s", seqs[i : i + 500], params)
+        sql = "SELECT depends_on_seq, job_seq FROM job_dependencies WHERE depends_on_seq IN "
+        for dep, job in raw.query(sql + where, params):
+            out.setdefault(dep, []).append(job)
     return out
 
 
@@ -398,6 +405,19 @@ def insert_dependencies(conn: Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(insert(_d), rows)
 
 
+def clear_status_reason(conn: Connection, seqs: list[int], prefix: str) -> None:
+    """Clear the statusReason of these jobs where it still starts with ``prefix``."""
+    if seqs:
+        raw = Raw(conn)
+        params: dict[str, Any] = {"prefix": prefix + "%"}
+        where = raw.in_list("s", seqs, params)
+        raw.execute(
+            f"UPDATE jobs SET status_reason = NULL WHERE seq IN {where} "
+            "AND status_reason LIKE :prefix",
+            params,
+        )
+
+
 def record_history(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
         conn.execute(insert(_h), rows)
@@ -416,6 +436,7 @@ class Change:
     parent_seq: int | None = None  # an array child's parent, whose counts follow
     unless_terminated: bool = False  # also require that nobody asked to terminate the job
     node: bool = False  # a node of a multi-node parallel job (may start over with a retry)
+    at: int | None = None  # when it happened, if before the pass that records it
 
     @classmethod
     def fail(cls, job: Job, reason: str, **values: Any) -> Change:
@@ -443,6 +464,13 @@ def apply_transitions(conn: Connection, changes: Sequence[Change], now: int) -> 
     applied: list[Change] = []
     history = []
     deltas: dict[int, dict[str, int]] = {}
+    parents = sorted({c.parent_seq for c in changes if c.parent_seq is not None})
+    if raw.pg and parents:
+        # parents before children, in one order, as TerminateJob and CancelJob take them:
+        # the other way round two transactions can deadlock
+        params: dict[str, Any] = {}
+        where = raw.in_list("p", parents, params)
+        raw.query(f"SELECT seq FROM jobs WHERE seq IN {where} ORDER BY seq FOR UPDATE", params)
     for c in changes:
         check_transition(c.job_id, c.src, c.dst, c.node)
         values: dict[str, Any] = {"status": c.dst.value, "updated_at": now, **c.values}
@@ -458,7 +486,7 @@ def apply_transitions(conn: Connection, changes: Sequence[Change], now: int) -> 
         history.append(
             {
                 "seq": c.seq,
-                "at": now,
+                "at": now if c.at is None else min(c.at, now),
                 "src": c.src.value if c.src is not None else None,
                 "dst": c.dst.value,
                 "reason": c.reason,
@@ -533,6 +561,14 @@ def flag_terminated(conn: Connection, seq: int, reason: str, statuses: Iterable[
 
 def update_job(conn: Connection, seq: int, **values: Any) -> None:
     conn.execute(update(_j).where(_j.c.seq == seq).values(**values))
+
+
+def set_wait_reason(conn: Connection, seq: int, reason: str) -> None:
+    """Say why a RUNNABLE job waits, unless it has left RUNNABLE meanwhile (a CancelJob
+    that committed after the scheduler read it keeps its own reason)."""
+    conn.execute(
+        update(_j).where(_j.c.seq == seq, _j.c.status == "RUNNABLE").values(status_reason=reason)
+    )
 
 
 def update_jobs(conn: Connection, rows: list[dict[str, Any]]) -> None:
