@@ -49,7 +49,11 @@ class BenchServer:
     ) -> None:
         self.root = root
         self.database_url = database_url
-        self.settings = settings
+        # xargs and Slurm run the benchmark's commands as root: so does batchyard, unless a
+        # workload asks for the isolation a root server gives jobs by default (run_as=None)
+        if os.geteuid() == 0:
+            settings.setdefault("run_as", "root")
+        self.settings = {k: v for k, v in settings.items() if v is not None}
         self.keep = keep
         self.data_dir = Path(tempfile.mkdtemp(prefix="server-", dir=root))
         self.proc: subprocess.Popen[bytes] | None = None

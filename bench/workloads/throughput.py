@@ -26,6 +26,8 @@ VARIANTS: list[tuple[str, list[str], str, dict[str, Any]]] = [
     ("echo", ECHO, "1", {}),
     ("true, 0.5 vCPU", ["true"], "0.5", {}),
     ("true, enforce_limits=false", ["true"], "1", {"enforce_limits": "false"}),
+    # a root server's default: each attempt under a uid of its own, through setpriv
+    ("true, isolated", ["true"], "1", {"run_as": None}),
 ]
 # the same work for xargs (the item is $0) and GNU parallel (which runs it through sh)
 SHELL = {"true": ("true", "true"), "echo": ("sh -c 'echo $0'", "echo {}")}
