@@ -136,6 +136,7 @@ class Runtime:
             wake=self.wake,
             providers=frozenset(self.providers),
             finished=self.finished,
+            recheck=self.recheck,
         )
         self.services = Services(ctx)
         self.logs_service = Logs(ctx, self.logs)
@@ -162,6 +163,13 @@ class Runtime:
         """Jobs the service ended (cancel): their dependents are the leader's business."""
         if self.scheduler.leadership.leading:
             self.jobs.finished(seqs)
+        else:
+            self.store.notify(SWEEP)
+
+    def recheck(self, seqs: list[int]) -> None:
+        """Jobs just stored PENDING on dependencies: the leader reads them again."""
+        if self.scheduler.leadership.leading:
+            self.jobs.recheck(seqs)
         else:
             self.store.notify(SWEEP)
 

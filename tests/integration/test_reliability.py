@@ -123,6 +123,27 @@ def test_sixteen_clients_at_once(server, unique):
             assert len(job["attempts"]) == 1
 
 
+def test_dependents_submitted_as_their_dependency_ends_are_not_left_waiting(batch, unique):
+    """A dependency may end between SubmitJob's read of its status and its commit (on
+    PostgreSQL the scheduler's pass does not wait for that commit): the dependent must still
+    be released at once, not by the once-a-minute sweep for missed wake-ups."""
+    queue = setup_queue(batch, unique)
+    jd = register(batch, unique, ["true"], vcpus="0.25")
+    dependents = []
+    for i in range(150):
+        first = batch.submit_job(jobName=f"a{i}", jobQueue=queue, jobDefinition=jd)["jobId"]
+        time.sleep(0.002)  # about when `true` ends
+        dependents.append(
+            batch.submit_job(
+                jobName=f"b{i}", jobQueue=queue, jobDefinition=jd, dependsOn=[{"jobId": first}]
+            )["jobId"]
+        )
+    deadline = time.monotonic() + 30  # half the sweep's interval
+    for job_id in dependents:
+        job = wait_job(batch, job_id, timeout=max(1.0, deadline - time.monotonic()))
+        assert job["status"] == "SUCCEEDED", (job_id, job.get("statusReason"))
+
+
 def test_two_servers_one_leader(store, database_url, tmp_path_factory, unique):
     if store != "postgresql":
         pytest.skip("several servers share a database only on PostgreSQL")

@@ -118,6 +118,7 @@ class JobScheduler(MultiNode):
         self._started: list[Started] = []
         self._exited: list[Exited] = []
         self._finished: deque[int] = deque()  # jobs ended outside a pass (API cancels)
+        self._recheck: deque[int] = deque()  # PENDING jobs just submitted (see recheck)
         self._topology: _Topology | None = None
         self._specs: dict[int, dict[str, Any]] = {}  # job seq -> spec (immutable after submit)
         self._definitions: dict[int, str] = {}  # definition id -> name
@@ -149,6 +150,13 @@ class JobScheduler(MultiNode):
         """Thread-safe: jobs ended by the service layer (cancel); their dependents need a
         look."""
         self._finished.extend(seqs)
+        self.wake("jobs")
+
+    def recheck(self, seqs: list[int]) -> None:
+        """Thread-safe: jobs SubmitJob stored PENDING on dependencies. One of those may have
+        finished in a pass that ran while the submission was being committed, before its
+        dependents could see the new job: the next pass reads these jobs again."""
+        self._recheck.extend(seqs)
         self.wake("jobs")
 
     # ---- start-up -----------------------------------------------------------------------
@@ -223,6 +231,9 @@ class JobScheduler(MultiNode):
         finished: set[int] = set()
         while self._finished:
             finished.add(self._finished.popleft())
+        recheck: set[int] = set()
+        while self._recheck:
+            recheck.add(self._recheck.popleft())
         claims: list[tuple[Running, LaunchSpec]] = []
         kills: list[Running] = []
         acks: list[int] = []
@@ -235,6 +246,8 @@ class JobScheduler(MultiNode):
                 finished |= set(repo.pending_with_finished_dependency(conn, 10_000))
                 self._next_sweep = time.monotonic() + SWEEP_SECONDS
             self._resolve_dependents(conn, finished, sweep, now)
+            if recheck:
+                self._resolve_dependents(conn, recheck, True, now)
             if RESOURCES in topics:
                 self._drain_deleted_queues(conn, now)
             if JOBS in topics or RESOURCES in topics:
@@ -572,18 +585,19 @@ class JobScheduler(MultiNode):
     # ---- (3) dependents -------------------------------------------------------------------
 
     def _resolve_dependents(
-        self, conn: Connection, finished: set[int], sweep: bool, now: int
+        self, conn: Connection, finished: set[int], themselves: bool, now: int
     ) -> None:
         """Move PENDING jobs whose dependencies finished to RUNNABLE or FAILED, following the
-        failures down the chain."""
+        failures down the chain. ``themselves``: ``finished`` also holds PENDING jobs to look
+        at directly (the sweep's, and submissions to read again)."""
         frontier = set(finished)
         seen_pending: set[int] = set()
         while frontier:
             dependents = repo.dependents_of(conn, frontier)
             targets = {d for ds in dependents.values() for d in ds}
-            if sweep:
-                targets |= frontier  # the sweep passes PENDING jobs themselves
-                sweep = False
+            if themselves:
+                targets |= frontier
+                themselves = False
             jobs = repo.jobs_by_seqs(conn, targets - seen_pending)
             pending: list[Job] = []
             for job in jobs.values():

@@ -24,6 +24,9 @@ class Context:
     providers: frozenset[str] = frozenset({"local"})
     # jobs the service ended (cancel): the scheduler resolves their dependents
     finished: Callable[[list[int]], None] = lambda seqs: None
+    # jobs stored PENDING on dependencies: the scheduler reads them again, since a dependency
+    # may have finished while they were being stored (and it looked for dependents too early)
+    recheck: Callable[[list[int]], None] = lambda seqs: None
     # bumped by every resource change in this process: caches of resources compare it
     generation: int = 0
 

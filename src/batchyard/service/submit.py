@@ -173,6 +173,10 @@ class Submitter:
         else:  # pragma: no cover - three conflicts in a row
             raise Conflict(f"SubmitJob with {CLIENT_TOKEN_TAG} {token!r} conflicted; retry")
         if created:
+            if job.status == S.PENDING and any(d.get("job_id") for d in sub.depends_on or []):
+                # On PostgreSQL a dependency may finish between the read of its status above
+                # and this commit; the scheduler, not seeing this job yet, left it waiting.
+                self.ctx.recheck([job.seq])
             self.ctx.wake(JOBS)
         return job
 
