@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from botocore.exceptions import IncompleteReadError
 from botocore.model import Shape
 
 _TYPES = {
@@ -60,8 +61,17 @@ def problems(value: Any, shape: Shape, path: str = "") -> list[str]:
 
 
 def check_response(http_response: Any, model: Any, **_: Any) -> None:
-    """botocore ``after-call`` hook: fail the call if the raw response breaks the model."""
+    """botocore ``after-call`` hook: fail the call if the raw response breaks the model.
+
+    A body shorter than its Content-Length is a connection cut mid-response (the fault tests
+    kill the server between its status line and its body). botocore does not check the
+    length and would hand back an empty result; here it is the transport error it is."""
     status = http_response.status_code
+    declared = http_response.headers.get("content-length")
+    if declared is not None and declared.isdigit() and len(http_response.content) < int(declared):
+        raise IncompleteReadError(
+            actual_bytes=len(http_response.content), expected_bytes=int(declared)
+        )
     body = orjson.loads(http_response.content) if http_response.content else {}
     if status >= 400:
         assert http_response.headers.get("x-amzn-ErrorType"), "error without x-amzn-ErrorType"
