@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import anyio.to_thread
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from batchyard import ui
 from batchyard.api import extensions
@@ -26,6 +28,8 @@ from batchyard.errors import BatchyardError, NotSupported, PayloadTooLarge, Serv
 from batchyard.events.api import EventsApi
 
 if TYPE_CHECKING:
+    from batchyard.auth.identity import Principal
+    from batchyard.auth.targets import Target
     from batchyard.server import Runtime
 
 log = logging.getLogger("batchyard.api")
@@ -53,13 +57,24 @@ def create_app(runtime: Runtime) -> Starlette:
     limit = runtime.settings.max_request_bytes
     guard = runtime.guard
 
+    def call(principal: Principal | None, name: str, req: dict, authorized: list[Target]) -> dict:
+        """Authorize, then handle: one trip to a worker thread for both (both may block)."""
+        authorized.append(guard.check(principal, "batch", name, req))
+        handler = handlers.get(name)
+        if handler is None:
+            raise NotSupported(
+                f"{name} is part of the AWS Batch API but batchyard does not support it "
+                "yet; see the README for the operations it implements"
+            )
+        return handler(env, req)
+
     async def aws(request: Request) -> Response:
         principal = request.scope.get(PRINCIPAL)
-        checked = None  # what the request was authorized for (docs/security.md)
+        authorized: list[Target] = []  # what the request was authorized for (security.md)
         try:
             body = await read_body(request, limit)
             target = request.headers.get("x-amz-target", "")
-            if target.startswith(logs_api.TARGET_PREFIX) and request.url.path == "/":
+            if target.startswith(logs_api.TARGET_PREFIX) and request.scope["path"] == "/":
                 request.scope["batchyard.operation"] = target.rsplit(".", 1)[-1]  # metrics
 
                 async def check(name: str, req: dict) -> None:
@@ -69,23 +84,18 @@ def create_app(runtime: Runtime) -> Starlette:
             raw = request.scope.get("raw_path") or request.scope["path"].encode()
             op, labels = router.match(request.method, raw.decode("latin-1"))
             request.scope["batchyard.operation"] = op.name  # for the metrics
-            req = parse_request(op, body, labels, request.url.query)
-            checked = await anyio.to_thread.run_sync(guard.check, principal, "batch", op.name, req)
-            handler = handlers.get(op.name)
-            if handler is None:
-                raise NotSupported(
-                    f"{op.name} is part of the AWS Batch API but batchyard does not support it "
-                    "yet; see the README for the operations it implements"
-                )
-            result = await anyio.to_thread.run_sync(handler, env, req)
-            guard.outcome(principal, op.name, checked)
+            req = parse_request(op, body, labels, request.scope["query_string"].decode("latin-1"))
+            result = await anyio.to_thread.run_sync(call, principal, op.name, req, authorized)
+            guard.outcome(principal, op.name, authorized[0])
             return response(op, result)
         except BatchyardError as e:
+            checked = authorized[0] if authorized else None
             if isinstance(e, ServerError):
                 log.error("%s %s failed: %s", request.method, request.url.path, e.message)
             guard.outcome(principal, request.scope.get("batchyard.operation"), checked, e)
             return error_response(e)
         except Exception:
+            checked = authorized[0] if authorized else None
             log.exception("%s %s failed", request.method, request.url.path)
             err = ServerError("the server failed to process this request; its log has the details")
             guard.outcome(principal, request.scope.get("batchyard.operation"), checked, err)
@@ -102,7 +112,7 @@ def create_app(runtime: Runtime) -> Starlette:
         runtime.settings.webhooks,
         runtime.stopping,
     )
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", runtime.metrics.handle, methods=["GET"]),
@@ -115,6 +125,25 @@ def create_app(runtime: Runtime) -> Starlette:
             Route("/{path:path}", api, methods=_METHODS),
         ],
         lifespan=runtime.lifespan,
-        # authentication in front of every route, present and future (docs/security.md)
-        middleware=[Middleware(AuthMiddleware, guard=guard)],
     )
+    # authentication in front of every route, present and future (docs/security.md)
+    return ServerErrorMiddleware(AuthMiddleware(_Edge(api, app), guard=guard))
+
+
+class _Edge:
+    """The AWS Batch API (every operation's path starts with ``/v1/``) straight to its
+    endpoint; everything else through the application's router, which would otherwise try
+    each of its other routes' patterns on every API request first."""
+
+    def __init__(
+        self, api: Callable[[Request], Awaitable[Response]], app: Callable[..., Awaitable[None]]
+    ) -> None:
+        self.api = api
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            response = await self.api(Request(scope, receive))
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -25,6 +24,7 @@ from urllib.parse import quote, urlsplit
 import anyio.to_thread
 import orjson
 
+from batchyard.api.protocol import request_id
 from batchyard.auth import routes, sigv4
 from batchyard.auth.guard import PRINCIPAL, SESSION_COOKIE, Guard
 from batchyard.errors import (
@@ -82,7 +82,7 @@ async def error(send: Send, err: BatchyardError, headers: list[tuple[str, str]])
                 (b"content-type", media.encode()),
                 (b"content-length", str(len(body)).encode()),
                 (b"x-amzn-errortype", err.code.encode()),
-                (b"x-amzn-requestid", str(uuid.uuid4()).encode()),
+                (b"x-amzn-requestid", request_id().encode()),
                 *extra,
             ],
         }

@@ -282,15 +282,18 @@ class GroupCommit:
             done: list[tuple[Future[Any], Any, BaseException | None]] = []
             try:
                 with self.store.write() as conn:
+                    # driver-level savepoints: SQLAlchemy's compile a statement per name
+                    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
                     for work, future in batch:
-                        savepoint = conn.begin_nested()
+                        cursor.execute("SAVEPOINT grouped")
                         try:
                             result = work(conn)
                         except BaseException as e:
-                            savepoint.rollback()
+                            cursor.execute("ROLLBACK TO SAVEPOINT grouped")
+                            cursor.execute("RELEASE SAVEPOINT grouped")
                             done.append((future, None, e))
                         else:
-                            savepoint.commit()
+                            cursor.execute("RELEASE SAVEPOINT grouped")
                             done.append((future, result, None))
             except BaseException as e:
                 for _, future in batch:
