@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from starlette.applications import Starlette
@@ -57,7 +58,7 @@ def create_app(runtime: Runtime) -> Starlette:
     limit = runtime.settings.max_request_bytes
     guard = runtime.guard
 
-    def call(principal: Principal | None, name: str, req: dict, authorized: list[Target]) -> dict:
+    def call(principal: Principal | None, name: str, req: dict, authorized: list[Target]) -> Any:
         """Authorize, then handle: one trip to a worker thread for both (both may block)."""
         authorized.append(guard.check(principal, "batch", name, req))
         handler = handlers.get(name)
@@ -67,6 +68,17 @@ def create_app(runtime: Runtime) -> Starlette:
                 "yet; see the README for the operations it implements"
             )
         return handler(env, req)
+
+    async def call_async(
+        principal: Principal | None, name: str, req: dict, authorized: list[Target]
+    ) -> Any:
+        """A handler that waits on the event loop (see api.operations): authorized there too
+        unless that needs the store."""
+        target = guard.check_at_once(principal, "batch", name, req)
+        if target is None:
+            target = await anyio.to_thread.run_sync(guard.check, principal, "batch", name, req)
+        authorized.append(target)
+        return await handlers[name](env, req)
 
     async def aws(request: Request) -> Response:
         principal = request.scope.get(PRINCIPAL)
@@ -85,7 +97,10 @@ def create_app(runtime: Runtime) -> Starlette:
             op, labels = router.match(request.method, raw.decode("latin-1"))
             request.scope["batchyard.operation"] = op.name  # for the metrics
             req = parse_request(op, body, labels, request.scope["query_string"].decode("latin-1"))
-            result = await anyio.to_thread.run_sync(call, principal, op.name, req, authorized)
+            if inspect.iscoroutinefunction(handlers.get(op.name)):
+                result = await call_async(principal, op.name, req, authorized)
+            else:
+                result = await anyio.to_thread.run_sync(call, principal, op.name, req, authorized)
             guard.outcome(principal, op.name, authorized[0])
             return response(op, result)
         except BatchyardError as e:

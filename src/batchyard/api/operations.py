@@ -1,12 +1,15 @@
 """The table of operation handlers, filled by the modules in ``api.handlers``.
 
 A handler takes the edge's :class:`Env` and the request as snake_case values, calls the
-service layer and returns the response as snake_case values; it never sees HTTP.
+service layer and returns the response as snake_case values; it never sees HTTP. Handlers
+are plain functions that may block (the edge runs them on a worker thread); a coroutine
+function is awaited on the event loop instead, for a call that waits without working
+(SubmitJob, on the shared commit).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +23,7 @@ class Env:
     arns: Arns
 
 
-Handler = Callable[[Env, dict[str, Any]], dict[str, Any]]
+Handler = Callable[[Env, dict[str, Any]], dict[str, Any] | Awaitable[dict[str, Any]]]
 HANDLERS: dict[str, Handler] = {}
 
 

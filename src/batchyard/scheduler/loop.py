@@ -15,12 +15,17 @@ import threading
 from collections.abc import Awaitable, Callable
 
 from batchyard.scheduler.leader import Leadership
+from batchyard.service.context import SUBMITTED
 from batchyard.store.db import Store
 
 log = logging.getLogger(__name__)
 
 Pass = Callable[[set[str]], Awaitable[bool]]
 COALESCE_SECONDS = 0.002
+# While only submissions arrive, passes come at most this often: a burst of SubmitJob calls
+# is served by a few passes, not hundreds (each one a write transaction that the API's
+# commits queue behind). An idle server still answers its first submission at once.
+SUBMISSIONS_COALESCE_SECONDS = 0.02
 
 
 class Scheduler:
@@ -141,10 +146,13 @@ class Scheduler:
         assert self._event is not None and self._loop is not None
         while not self._stopping and self.leadership.leading:
             await self._event.wait()
-            if self._loop.time() - self._last_pass < COALESCE_SECONDS:
+            with self._lock:
+                only_submissions = self._topics <= {SUBMITTED}
+            coalesce = SUBMISSIONS_COALESCE_SECONDS if only_submissions else COALESCE_SECONDS
+            if self._loop.time() - self._last_pass < coalesce:
                 # busy: let a little more news arrive, so that one pass (one transaction)
                 # serves it all; an idle server's first wake-up runs at once
-                await asyncio.sleep(COALESCE_SECONDS)
+                await asyncio.sleep(coalesce - (self._loop.time() - self._last_pass))
             self._event.clear()
             if self._stopping or not self.leadership.leading:
                 break

@@ -12,7 +12,8 @@ from batchyard.store.db import Store
 
 # Topics a change can wake the scheduler with.
 RESOURCES = "resources"  # a compute environment or queue changed (status, state, capacity)
-JOBS = "jobs"  # jobs were submitted, cancelled or terminated
+JOBS = "jobs"  # jobs were cancelled or terminated
+SUBMITTED = "submitted"  # jobs were submitted
 
 
 @dataclass(slots=True)

@@ -78,9 +78,29 @@ class Jobs:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._submitter = Submitter(ctx)
+        self._queue_name: dict[int, str] = {}
+        self._definition_ref: dict[int, str] = {}
 
-    def submit(self, submission: Submission) -> Job:
-        return self._submitter.submit(submission)
+    async def submit(self, submission: Submission) -> Job:
+        return await self._submitter.submit(submission)
+
+    # A queue's name and a job definition's name:revision never change, and ids are never
+    # reused: every description of a job needs them, so they are read once.
+
+    def _queue_names(self, conn: Connection, ids: set[int]) -> dict[int, str]:
+        missing = ids - self._queue_name.keys()
+        for qid in missing:
+            queue = res.job_queue_by_id(conn, qid)
+            if queue is not None:
+                self._queue_name[qid] = queue.name
+        return {i: self._queue_name[i] for i in ids if i in self._queue_name}
+
+    def _definition_refs(self, conn: Connection, ids: set[int]) -> dict[int, str]:
+        missing = ids - self._definition_ref.keys()
+        if missing:
+            for jd in res.job_definitions_by_id(conn, missing).values():
+                self._definition_ref[jd.id] = jd.ref
+        return {i: self._definition_ref[i] for i in ids if i in self._definition_ref}
 
     # ---- reading ------------------------------------------------------------------------
 
@@ -89,9 +109,8 @@ class Jobs:
     ) -> list[JobView]:
         parent_seqs = {j.parent_seq for j in jobs if j.parent_seq is not None}
         parents = repo.jobs_by_seqs(conn, parent_seqs) if parent_seqs else {}
-        queue_ids = {j.queue_id for j in jobs}
-        queues = {qid: q.name for qid in queue_ids if (q := res.job_queue_by_id(conn, qid))}
-        defs = res.job_definitions_by_id(conn, {j.definition_id for j in jobs})
+        queues = self._queue_names(conn, {j.queue_id for j in jobs})
+        defs = self._definition_refs(conn, {j.definition_id for j in jobs})
         # a multi-node job's attempts are its main node's (AWS's rule)
         attempts_of: dict[int, int] = {j.seq: j.seq for j in jobs}
         for j in jobs:
@@ -105,7 +124,7 @@ class Jobs:
             JobView(
                 job=j,
                 queue=queues.get(j.queue_id, "?"),
-                definition=defs[j.definition_id].ref if j.definition_id in defs else "?",
+                definition=defs.get(j.definition_id, "?"),
                 attempts=[_to_attempt(a) for a in attempts.get(attempts_of[j.seq], [])],
                 parent=parents.get(j.parent_seq) if j.parent_seq is not None else None,
             )

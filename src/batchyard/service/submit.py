@@ -8,6 +8,8 @@ scheduler only has to dispatch it.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
 import uuid
 from dataclasses import dataclass
@@ -23,11 +25,11 @@ from batchyard.domain.dependencies import MAX_DEPENDENCIES, readiness
 from batchyard.domain.jobs import Job, JobStatus, child_id, empty_counts, node_id
 from batchyard.domain.resources import ACTIVE, DELETED, DELETING, ENABLED, JobDefinition, JobQueue
 from batchyard.errors import Conflict, InvalidRequest, NotFound, NotSupported
-from batchyard.service.context import JOBS, Context
+from batchyard.service.context import SUBMITTED, Context
 from batchyard.service.job_definitions import MAX_SCHEDULING_PRIORITY, parse_ref
 from batchyard.store import jobs as jobs_repo
 from batchyard.store import resources as repo
-from batchyard.store.raw import Raw
+from batchyard.store.raw import Raw, json_param
 
 S = JobStatus
 MIN_ARRAY, MAX_ARRAY = 2, 10_000
@@ -134,7 +136,13 @@ class Submitter:
         self.ctx = ctx
         self._lookups: dict[tuple[str, str], tuple[int, float, JobQueue, JobDefinition]] = {}
 
-    def submit(self, sub: Submission) -> Job:
+    async def submit(self, sub: Submission) -> Job:
+        """Check, then store in the shared durable commit, waiting for it without holding a
+        thread: SubmitJob is the busiest call there is, and a thread parked per waiting
+        submission would fight the others for the interpreter.
+
+        The queue and the job definition are looked up first, outside the shared commit
+        (which does one submission after another); inside it they are only re-checked."""
         checks.job_name(sub.name)
         tags = checks.tags(sub.tags or {})
         if sub.array_size is not None and not MIN_ARRAY <= sub.array_size <= MAX_ARRAY:
@@ -163,43 +171,50 @@ class Submitter:
                 f"{MAX_DEPENDENCIES}"
             )
         token = tags.get(CLIENT_TOKEN_TAG)
-        for _ in range(3):  # a concurrent submission with the same token: read its job
-            try:
-                job, created = self._store(sub, tags, token)
-                break
-            except IntegrityError:
-                if token is None:
-                    raise
-        else:  # pragma: no cover - three conflicts in a row
-            raise Conflict(f"SubmitJob with {CLIENT_TOKEN_TAG} {token!r} conflicted; retry")
-        if created:
+        key = (sub.queue, sub.job_definition)
+        found = self._remembered(key)
+        if found is None:  # a read of the store: on a worker thread
+            found = await asyncio.to_thread(self._lookup, *key)
+        queue, jd = found
+
+        def work(conn: Connection) -> tuple[Job, bool]:
+            return self._store_in(conn, sub, queue, jd, tags, token)
+
+        def after(result: tuple[Job, bool]) -> None:
+            job, created = result
+            if not created:
+                return
             if job.status == S.PENDING and any(d.get("job_id") for d in sub.depends_on or []):
                 # On PostgreSQL a dependency may finish between the read of its status above
                 # and this commit; the scheduler, not seeing this job yet, left it waiting.
                 self.ctx.recheck([job.seq])
-            self.ctx.wake(JOBS)
-        return job
+            self.ctx.wake(SUBMITTED)
 
-    def _store(self, sub: Submission, tags: dict[str, str], token: str | None) -> tuple[Job, bool]:
-        """The job (or, for a token seen within 24 h, the first job), committed durably
-        together with whatever other submissions arrive at the same time.
-
-        The queue and the job definition are looked up first, outside the shared commit
-        (which does one submission after another); inside it they are only re-checked."""
-        queue, jd = self._lookup(sub.queue, sub.job_definition)
-        return self.ctx.store.grouped(
-            lambda conn: self._store_in(conn, sub, queue, jd, tags, token)
+        for _ in range(3):  # a concurrent submission with the same token: read its job
+            try:
+                job, _created = await asyncio.wrap_future(self.ctx.store.grouped(work, after))
+                return job
+            except IntegrityError:
+                if token is None:
+                    raise
+        raise Conflict(  # pragma: no cover - three conflicts in a row
+            f"SubmitJob with {CLIENT_TOKEN_TAG} {token!r} conflicted; retry"
         )
 
+    def _remembered(self, key: tuple[str, str]) -> tuple[JobQueue, JobDefinition] | None:
+        """What :meth:`_lookup` read for ``key`` less than a second ago, if this server has
+        changed no resource since."""
+        hit = self._lookups.get(key)
+        if hit is not None and hit[0] == self.ctx.generation and time.monotonic() < hit[1]:
+            return hit[2], hit[3]
+        return None
+
     def _lookup(self, queue_name: str, definition: str) -> tuple[JobQueue, JobDefinition]:
-        """The queue and job definition a submission names, remembered for a second (and
-        until this server changes any resource): a burst of submissions reads them once.
+        """The queue and job definition a submission names, read and remembered for a second
+        (and until this server changes any resource): a burst of submissions reads them once.
         What could make them stale is checked again inside the commit (see _recheck)."""
         key = (queue_name, definition)
         generation, now = self.ctx.generation, time.monotonic()
-        hit = self._lookups.get(key)
-        if hit is not None and hit[0] == generation and now < hit[1]:
-            return hit[2], hit[3]
         with self.ctx.store.read() as conn:
             queue = self._queue(conn, queue_name)
             jd = self._definition(conn, definition)
@@ -588,7 +603,8 @@ def _params(raw: Raw, row: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _insert_sql(raw: Raw) -> str:
+@functools.cache
+def _insert_sql(pg: bool) -> str:
     columns = [
         *_DEFAULTS,
         "id",
@@ -609,16 +625,16 @@ def _insert_sql(raw: Raw) -> str:
         "tags",
         "spec",
     ]
-    values = [raw.json(c) if c in _JSON else f":{c}" for c in columns]
+    values = [json_param(c, pg) if c in _JSON else f":{c}" for c in columns]
     return f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({', '.join(values)})"
 
 
 def _insert_job(raw: Raw, row: dict[str, Any]) -> int:
-    return int(raw.query(_insert_sql(raw) + " RETURNING seq", _params(raw, row))[0][0])
+    return int(raw.query(_insert_sql(raw.pg) + " RETURNING seq", _params(raw, row))[0][0])
 
 
 def _insert_jobs(raw: Raw, rows: list[dict[str, Any]]) -> None:
-    raw.executemany(_insert_sql(raw), [_params(raw, r) for r in rows])
+    raw.executemany(_insert_sql(raw.pg), [_params(raw, r) for r in rows])
 
 
 def _job_from_row(row: dict[str, Any]) -> Job:

@@ -118,16 +118,22 @@ class Store:
                 if self.dialect == "sqlite" and not durable:
                     raw.execute("PRAGMA synchronous=FULL")
 
-    def grouped(self, work: Callable[[Connection], T]) -> T:
+    def grouped(
+        self,
+        work: Callable[[Connection], T],
+        after: Callable[[T], None] | None = None,
+    ) -> Future[T]:
         """Run ``work`` in a durable write transaction shared with whatever other grouped
         work is waiting (group commit): each piece in a savepoint of its own, one fsync for
-        all. Returns when the commit is on disk. This is what lets many clients submit jobs
-        at once while every SubmitJob still returns only after its job is durable."""
+        all. The future is done when the commit is on disk (``after`` has then run with the
+        result, on the committing thread). This is what lets many clients submit jobs at
+        once while every SubmitJob still returns only after its job is durable; the caller
+        waits on the future without holding a thread (``asyncio.wrap_future``)."""
         if self._group is None:
             with self._group_lock:
                 if self._group is None:
                     self._group = GroupCommit(self)
-        return self._group.run(work)
+        return self._group.start(work, after)
 
     def writer(self) -> Writer:
         """A connection of its own for one thread's frequent non-durable writes (the
@@ -250,6 +256,9 @@ class Writer:
             self._conn = None
 
 
+_Grouped = tuple[Callable[[Connection], Any], Callable[[Any], None] | None, Future[Any]]
+
+
 class GroupCommit:
     """A thread that commits queued work in batches (see :meth:`Store.grouped`)."""
 
@@ -257,19 +266,21 @@ class GroupCommit:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._queue: deque[tuple[Callable[[Connection], Any], Future[Any]]] = deque()
+        self._queue: deque[_Grouped] = deque()
         self._ready = threading.Condition()
         self._thread = threading.Thread(
             target=self._loop, name="batchyard-group-commit", daemon=True
         )
         self._thread.start()
 
-    def run(self, work: Callable[[Connection], T]) -> T:
+    def start(
+        self, work: Callable[[Connection], T], after: Callable[[T], None] | None
+    ) -> Future[T]:
         future: Future[T] = Future()
         with self._ready:
-            self._queue.append((work, future))
+            self._queue.append((work, after, future))
             self._ready.notify()
-        return future.result()
+        return future
 
     def _loop(self) -> None:
         while True:
@@ -279,27 +290,33 @@ class GroupCommit:
                 batch = [
                     self._queue.popleft() for _ in range(min(len(self._queue), self.MAX_BATCH))
                 ]
-            done: list[tuple[Future[Any], Any, BaseException | None]] = []
+            done: list[tuple[_Grouped, Any, BaseException | None]] = []
             try:
                 with self.store.write() as conn:
                     # driver-level savepoints: SQLAlchemy's compile a statement per name
                     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-                    for work, future in batch:
+                    for item in batch:
+                        work, _, _ = item
                         cursor.execute("SAVEPOINT grouped")
                         try:
                             result = work(conn)
                         except BaseException as e:
                             cursor.execute("ROLLBACK TO SAVEPOINT grouped")
                             cursor.execute("RELEASE SAVEPOINT grouped")
-                            done.append((future, None, e))
+                            done.append((item, None, e))
                         else:
                             cursor.execute("RELEASE SAVEPOINT grouped")
-                            done.append((future, result, None))
+                            done.append((item, result, None))
             except BaseException as e:
-                for _, future in batch:
+                for _, _, future in batch:
                     future.set_exception(e)
                 continue
-            for future, result, error in done:
+            for (_, after, future), result, error in done:
+                if error is None and after is not None:
+                    try:
+                        after(result)
+                    except Exception:  # committed all the same: the result stands
+                        log.exception("after a grouped commit")
                 if error is not None:
                     future.set_exception(error)
                 else:

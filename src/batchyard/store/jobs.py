@@ -40,17 +40,7 @@ def to_job(row: Row) -> Job:
 
 
 def job_by_id(conn: Connection, job_id: str) -> Job | None:
-    row = conn.execute(select(_j).where(_j.c.id == job_id)).first()
-    return to_job(row) if row else None
-
-
-def jobs_by_ids(conn: Connection, ids: Iterable[str]) -> dict[str, Job]:
-    ids = list(set(ids))
-    out: dict[str, Job] = {}
-    for i in range(0, len(ids), 500):
-        for row in conn.execute(select(_j).where(_j.c.id.in_(ids[i : i + 500]))):
-            out[row.id] = to_job(row)
-    return out
+    return jobs_by_ids(conn, [job_id]).get(job_id)
 
 
 _COLUMNS = [c.name for c in _j.columns]
@@ -58,16 +48,16 @@ _JOB_FIELDS = set(Job.__dataclass_fields__)
 _JSON_COLUMNS = {"array_counts", "tags", "spec"}
 
 
-def jobs_by_seqs(conn: Connection, seqs: Iterable[int]) -> dict[int, Job]:
-    """Jobs by seq, in driver-level SQL: the scheduler reads these on every pass."""
-    raw = Raw(conn)
-    seqs = list(set(seqs))
-    out: dict[int, Job] = {}
-    for i in range(0, len(seqs), 500):
+def _jobs_where(raw: Raw, column: str, keys: Iterable[Any]) -> list[Job]:
+    """Jobs whose ``column`` is one of ``keys``, in driver-level SQL: the scheduler reads
+    jobs on every pass, and DescribeJobs is what every polling client calls."""
+    keys = list(set(keys))
+    out: list[Job] = []
+    for i in range(0, len(keys), 500):
         params: dict[str, Any] = {}
-        where = raw.in_list("s", seqs[i : i + 500], params)
+        where = raw.in_list("k", keys[i : i + 500], params)
         for values in raw.query(
-            f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE seq IN {where}", params
+            f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE {column} IN {where}", params
         ):
             row = dict(zip(_COLUMNS, values, strict=True))
             for key in _JSON_COLUMNS:
@@ -76,8 +66,16 @@ def jobs_by_seqs(conn: Connection, seqs: Iterable[int]) -> dict[int, Job]:
             job.status = JobStatus(job.status)
             job.is_cancelled = bool(job.is_cancelled)
             job.is_terminated = bool(job.is_terminated)
-            out[job.seq] = job
+            out.append(job)
     return out
+
+
+def jobs_by_ids(conn: Connection, ids: Iterable[str]) -> dict[str, Job]:
+    return {j.id: j for j in _jobs_where(Raw(conn), "id", ids)}
+
+
+def jobs_by_seqs(conn: Connection, seqs: Iterable[int]) -> dict[int, Job]:
+    return {j.seq: j for j in _jobs_where(Raw(conn), "seq", seqs)}
 
 
 def jobs_with_status(conn: Connection, status: JobStatus, limit: int = 1000) -> list[Job]:
@@ -270,17 +268,45 @@ def transitions_of(conn: Connection, seq: int) -> list[Row]:
     return list(conn.execute(select(_h).where(_h.c.job_seq == seq).order_by(_h.c.id)))
 
 
-def attempts_of(conn: Connection, seqs: Iterable[int]) -> dict[int, list[Row]]:
+class AttemptRow(NamedTuple):
+    """A row of the attempts table (the columns in the table's order)."""
+
+    id: int
+    job_seq: int
+    number: int
+    compute_environment: str
+    provider: str
+    status: str
+    started_at: int | None
+    stopped_at: int | None
+    exit_code: int | None
+    reason: str | None
+    status_reason: str | None
+    log_stream: str
+    provider_ref: dict[str, Any] | None
+    usage: dict[str, Any] | None
+
+
+assert list(AttemptRow._fields) == [c.name for c in _a.columns], "attempts' columns changed"
+
+
+def attempts_of(conn: Connection, seqs: Iterable[int]) -> dict[int, list[AttemptRow]]:
+    """Each job's attempts in order (driver-level SQL: DescribeJobs reads them)."""
+    raw = Raw(conn)
     seqs = list(set(seqs))
-    out: dict[int, list[Row]] = {s: [] for s in seqs}
+    out: dict[int, list[AttemptRow]] = {s: [] for s in seqs}
     for i in range(0, len(seqs), 500):
-        rows = conn.execute(
-            select(_a)
-            .where(_a.c.job_seq.in_(seqs[i : i + 500]))
-            .order_by(_a.c.job_seq, _a.c.number)
-        )
-        for r in rows:
-            out[r.job_seq].append(r)
+        params: dict[str, Any] = {}
+        where = raw.in_list("s", seqs[i : i + 500], params)
+        for values in raw.query(
+            f"SELECT {', '.join(AttemptRow._fields)} FROM attempts WHERE job_seq IN {where} "
+            "ORDER BY job_seq, number",
+            params,
+        ):
+            r = AttemptRow(*values)
+            out[r.job_seq].append(
+                r._replace(provider_ref=raw.loads(r.provider_ref), usage=raw.loads(r.usage))
+            )
     return out
 
 

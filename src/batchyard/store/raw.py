@@ -25,6 +25,11 @@ def _pg(sql: str) -> str:
     return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
 
 
+def json_param(name: str, pg: bool) -> str:
+    """A JSON parameter in SQL: PostgreSQL's columns are jsonb."""
+    return f"CAST(:{name} AS jsonb)" if pg else f":{name}"
+
+
 class Raw:
     def __init__(self, conn: Connection) -> None:
         self.pg = conn.dialect.name == "postgresql"
@@ -34,8 +39,7 @@ class Raw:
         return _pg(template) if self.pg else template
 
     def json(self, name: str) -> str:
-        """A JSON parameter in SQL: PostgreSQL's columns are jsonb."""
-        return f"CAST(:{name} AS jsonb)" if self.pg else f":{name}"
+        return json_param(name, self.pg)
 
     @staticmethod
     def dumps(value: Any) -> str | None:

@@ -123,13 +123,13 @@ def render_summary(env: Env, view: JobView) -> dict[str, Any]:
 
 
 @operation("SubmitJob")
-def submit_job(env: Env, req: dict[str, Any]) -> dict[str, Any]:
+async def submit_job(env: Env, req: dict[str, Any]) -> dict[str, Any]:
     deps = req.get("depends_on") or []
     for i, d in enumerate(deps):
         if d.get("job_id", "").startswith("arn:"):
             d["job_id"] = env.arns.ref(d["job_id"], JOB, f"dependsOn[{i}].jobId")
     array = req.get("array_properties") or {}
-    job = env.services.jobs.submit(
+    job = await env.services.jobs.submit(
         Submission(
             name=req["job_name"],
             queue=env.arns.ref(req["job_queue"], JQ, "jobQueue"),
