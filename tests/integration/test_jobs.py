@@ -3,6 +3,8 @@ timeouts, dependencies, cancel and terminate — on both stores."""
 
 from __future__ import annotations
 
+import os
+
 from helpers import client_error, log_lines, register, setup_queue, wait_for, wait_job
 
 
@@ -276,6 +278,30 @@ def test_disabled_queue_refuses_submissions(batch, unique):
     batch.update_job_queue(jobQueue=queue, state="DISABLED")
     err = client_error(batch.submit_job, jobName="x", jobQueue=queue, jobDefinition=jd)
     assert "DISABLED" in err["Message"]
+
+
+def test_each_attempt_starts_in_an_empty_directory_of_its_own(batch, server, unique):
+    """Working directories are reused once empty (docs/execution.md): whatever an earlier
+    attempt left behind, the next one starts in an empty directory, and never one in use."""
+    queue = setup_queue(batch, unique, max_vcpus=1)
+    probe = 'pwd; ls -A | wc -l; if [ "$1" = litter ]; then touch litter; mkdir -p sub/dir; fi'
+    jd = register(batch, unique, ["sh", "-c", probe, "sh", "Ref::mode"], vcpus="1")
+    modes = ["clean", "litter", "clean", "clean", "litter", "clean"]
+    jobs = []
+    for i, mode in enumerate(modes):
+        job_id = batch.submit_job(
+            jobName=f"dir{i}", jobQueue=queue, jobDefinition=jd, parameters={"mode": mode}
+        )["jobId"]
+        jobs.append(wait_job(batch, job_id))
+    dirs = []
+    for job in jobs:
+        assert job["status"] == "SUCCEEDED", job.get("statusReason")
+        cwd, count = log_lines(server, job)
+        assert count.strip() == "0", (cwd, count)  # empty when it started
+        dirs.append(cwd)
+    assert all(os.path.isabs(d) for d in dirs)
+    # a directory left empty is handed to the next attempt; a littered one is not
+    assert dirs[1] == dirs[0] and dirs[2] != dirs[1]
 
 
 def test_run_as_another_user(new_server, unique):
