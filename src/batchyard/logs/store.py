@@ -41,13 +41,16 @@ class LogStore:
         key = m.group(1)
         return self.root / key[:2] / f"{key}.log"
 
-    def prepare(self, stream: str) -> Path:
-        path = self.path(stream)
-        assert path is not None, stream
-        if path.parent.name not in self._dirs:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._dirs.add(path.parent.name)
-        return path
+    def prepare(self, stream: str) -> str:
+        """The file a new stream's writer appends to, its directory made (a plain string:
+        the scheduler asks for one per job, and pathlib's parsing would double the cost)."""
+        m = _STREAM.match(stream)
+        assert m is not None, stream
+        key = m.group(1)
+        if key[:2] not in self._dirs:
+            (self.root / key[:2]).mkdir(parents=True, exist_ok=True)
+            self._dirs.add(key[:2])
+        return f"{self.root}/{key[:2]}/{key}.log"
 
     def size(self, stream: str) -> int:
         path = self.path(stream)

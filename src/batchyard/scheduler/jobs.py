@@ -1028,7 +1028,7 @@ class JobScheduler(MultiNode):
             compute_environment=r.environment,
             argv=argv,
             env=env,
-            log_path=str(self.logs.prepare(stream)),
+            log_path=self.logs.prepare(stream),
             vcpus=job.vcpus,
             memory_mib=job.memory_mib,
             gpus=job.gpus,

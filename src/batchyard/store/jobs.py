@@ -43,9 +43,8 @@ def job_by_id(conn: Connection, job_id: str) -> Job | None:
     return jobs_by_ids(conn, [job_id]).get(job_id)
 
 
-_COLUMNS = [c.name for c in _j.columns]
-_JOB_FIELDS = set(Job.__dataclass_fields__)
-_JSON_COLUMNS = {"array_counts", "tags", "spec"}
+_JOB_COLUMNS = [c.name for c in _j.columns if c.name in Job.__dataclass_fields__]
+_JSON_AT = [i for i, c in enumerate(_JOB_COLUMNS) if c in ("array_counts", "tags", "spec")]
 
 
 def _jobs_where(raw: Raw, column: str, keys: Iterable[Any]) -> list[Job]:
@@ -56,13 +55,13 @@ def _jobs_where(raw: Raw, column: str, keys: Iterable[Any]) -> list[Job]:
     for i in range(0, len(keys), 500):
         params: dict[str, Any] = {}
         where = raw.in_list("k", keys[i : i + 500], params)
-        for values in raw.query(
-            f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE {column} IN {where}", params
+        for row in raw.query(
+            f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs WHERE {column} IN {where}", params
         ):
-            row = dict(zip(_COLUMNS, values, strict=True))
-            for key in _JSON_COLUMNS:
-                row[key] = raw.loads(row[key])
-            job = Job(**{k: v for k, v in row.items() if k in _JOB_FIELDS})
+            values = list(row)
+            for i in _JSON_AT:
+                values[i] = raw.loads(values[i])
+            job = Job(**dict(zip(_JOB_COLUMNS, values, strict=True)))
             job.status = JobStatus(job.status)
             job.is_cancelled = bool(job.is_cancelled)
             job.is_terminated = bool(job.is_terminated)
