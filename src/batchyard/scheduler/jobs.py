@@ -306,6 +306,7 @@ class JobScheduler(MultiNode):
         """Attempts that started are RUNNING; a multi-node job's main node starting launches
         the job's other nodes, returned as new claims."""
         changes = []
+        attempts: list[tuple[int, dict[str, Any]]] = []
         mains = []
         queued = []
         for s in started:
@@ -324,12 +325,15 @@ class JobScheduler(MultiNode):
             timeout = (spec.get("timeout") or {}).get("attempt_duration_seconds")
             if timeout:
                 r.deadline = s.at + timeout * 1000
-            repo.update_attempt(
-                conn,
-                r.attempt_id,
-                status="RUNNING",
-                started_at=s.at,
-                provider_ref={**s.ref, "pool": r.pool},
+            attempts.append(
+                (
+                    r.attempt_id,
+                    {
+                        "status": "RUNNING",
+                        "started_at": s.at,
+                        "provider_ref": {**s.ref, "pool": r.pool},
+                    },
+                )
             )
             changes.append(
                 repo.Change(
@@ -344,6 +348,7 @@ class JobScheduler(MultiNode):
                     at=s.at,
                 )
             )
+        repo.update_attempts(conn, attempts)
         repo.apply_transitions(conn, changes, now)
         # a follow-on's statusReason said why it waited (unless TerminateJob has said more)
         repo.clear_status_reason(conn, queued, QUEUED_BEHIND)
@@ -386,6 +391,7 @@ class JobScheduler(MultiNode):
             return finished
         jobs = repo.jobs_by_seqs(conn, [r.job_seq for _, r in todo])
         changes: list[repo.Change] = []
+        attempts: list[tuple[int, dict[str, Any]]] = []
         for e, r in todo:
             self._blocked_since.pop(r.job_seq, None)
             job = jobs.get(r.job_seq)
@@ -433,18 +439,22 @@ class JobScheduler(MultiNode):
                 kills += stop
             else:
                 change, attempt_status, attempt_reason = self._outcome(job, r, e, src)
-            repo.update_attempt(
-                conn,
-                r.attempt_id,
-                status=attempt_status,
-                stopped_at=e.at,
-                exit_code=e.exit_code,
-                reason=e.reason,
-                status_reason=attempt_reason,
-                usage=e.usage,
+            attempts.append(
+                (
+                    r.attempt_id,
+                    {
+                        "status": attempt_status,
+                        "stopped_at": e.at,
+                        "exit_code": e.exit_code,
+                        "reason": e.reason,
+                        "status_reason": attempt_reason,
+                        "usage": e.usage,
+                    },
+                )
             )
             change.at = e.at
             changes.append(change)
+        repo.update_attempts(conn, attempts)
         applied = repo.apply_transitions(conn, changes, now)
         # A success that lost its race against TerminateJob (committed after we read the
         # job) ends as the termination asked: FAILED with its reason.
@@ -860,7 +870,7 @@ class JobScheduler(MultiNode):
             )
             attempts.append((job, ce, number, stream, envs[env_name].pool, slot))
         applied = {c.seq for c in repo.apply_transitions(conn, changes, now)}
-        tails: dict[int, int] = {}  # slot -> the last attempt in its line
+        claimed = []
         for job, ce, number, stream, pool, slot in attempts:
             if job.seq not in applied:  # cancelled meanwhile
                 continue
@@ -868,15 +878,23 @@ class JobScheduler(MultiNode):
             if job.num_nodes:
                 claims += self._claim_multinode(conn, job, ce, pool, number, now)
                 continue
-            attempt_id = repo.insert_attempt(
-                conn,
-                job.seq,
-                number,
-                ce.name,
-                ce.provider,
-                stream,
-                {"pool": pool, **self.providers[ce.provider].claim_ref(ce.name)},
-            )
+            claimed.append((job, ce, number, stream, pool, slot))
+        ids = repo.insert_attempts(
+            conn,
+            [
+                repo.NewAttempt(
+                    job.seq,
+                    number,
+                    ce.name,
+                    ce.provider,
+                    stream,
+                    {"pool": pool, **self.providers[ce.provider].claim_ref(ce.name)},
+                )
+                for job, ce, number, stream, pool, _ in claimed
+            ],
+        )
+        tails: dict[int, int] = {}  # slot -> the last attempt in its line
+        for (job, ce, number, stream, pool, slot), attempt_id in zip(claimed, ids, strict=True):
             r = Running(
                 attempt_id=attempt_id,
                 job_seq=job.seq,

@@ -496,6 +496,7 @@ def apply_transitions(conn: Connection, changes: Sequence[Change], now: int) -> 
         params: dict[str, Any] = {}
         where = raw.in_list("p", parents, params)
         raw.query(f"SELECT seq FROM jobs WHERE seq IN {where} ORDER BY seq FOR UPDATE", params)
+    statements = []
     for c in changes:
         check_transition(c.job_id, c.src, c.dst, c.node)
         values: dict[str, Any] = {"status": c.dst.value, "updated_at": now, **c.values}
@@ -505,7 +506,10 @@ def apply_transitions(conn: Connection, changes: Sequence[Change], now: int) -> 
             values["stopped_at"] = now
         params = {f"v_{k}": v for k, v in values.items()}
         params.update(w_seq=c.seq, w_src=c.src.value if c.src is not None else None, w_f=False)
-        if raw.execute(_cas_sql(tuple(values), c.unless_terminated), params) != 1:
+        statements.append((_cas_sql(tuple(values), c.unless_terminated), params))
+    done = _compare_and_set(raw, statements)
+    for c, ok in zip(changes, done, strict=True):
+        if not ok:
             continue
         applied.append(c)
         history.append(
@@ -536,7 +540,33 @@ def apply_transitions(conn: Connection, changes: Sequence[Change], now: int) -> 
 def _cas_sql(columns: tuple[str, ...], unless_terminated: bool) -> str:
     sets = ", ".join(f"{c} = :v_{c}" for c in columns)
     guard = " AND is_terminated = :w_f" if unless_terminated else ""
-    return f"UPDATE jobs SET {sets} WHERE seq = :w_seq AND status = :w_src{guard}"
+    return f"UPDATE jobs SET {sets} WHERE seq = :w_seq AND status = :w_src{guard} RETURNING seq"
+
+
+def _compare_and_set(raw: Raw, statements: list[tuple[str, dict[str, Any]]]) -> list[bool]:
+    """Run the compare-and-set statements in order; whether each changed its job. Runs of
+    the same statement on distinct jobs go together (one round trip on PostgreSQL); a job
+    changed twice in a row (STARTING, RUNNING, then its end) starts a new run, so that the
+    second change sees the first."""
+    done: list[bool] = []
+    run: list[dict[str, Any]] = []
+    sql = ""
+    seqs: set[int] = set()
+
+    def flush() -> None:
+        done.extend(bool(rows) for rows in raw.returning_each(sql, run))
+        run.clear()
+        seqs.clear()
+
+    for statement, params in statements:
+        if run and (statement != sql or params["w_seq"] in seqs):
+            flush()
+        sql = statement
+        run.append(params)
+        seqs.add(params["w_seq"])
+    if run:
+        flush()
+    return done
 
 
 def _update_parents(
@@ -607,6 +637,15 @@ def update_jobs(conn: Connection, rows: list[dict[str, Any]]) -> None:
     conn.execute(stmt, rows)
 
 
+class NewAttempt(NamedTuple):
+    job_seq: int
+    number: int
+    compute_environment: str
+    provider: str
+    log_stream: str
+    provider_ref: dict[str, Any]
+
+
 def insert_attempt(
     conn: Connection,
     job_seq: int,
@@ -616,35 +655,54 @@ def insert_attempt(
     log_stream: str,
     provider_ref: dict[str, Any],
 ) -> int:
+    new = NewAttempt(job_seq, number, compute_environment, provider, log_stream, provider_ref)
+    return insert_attempts(conn, [new])[0]
+
+
+def insert_attempts(conn: Connection, attempts: Sequence[NewAttempt]) -> list[int]:
+    """New STARTING attempts; their ids, in order (one pipeline on PostgreSQL)."""
     raw = Raw(conn)
-    rows = raw.query(
+    results = raw.returning_each(
         "INSERT INTO attempts (job_seq, number, compute_environment, provider, status, "
         f"log_stream, provider_ref) VALUES (:job_seq, :number, :ce, :provider, 'STARTING', "
         f":stream, {raw.json('ref')}) RETURNING id",
-        {
-            "job_seq": job_seq,
-            "number": number,
-            "ce": compute_environment,
-            "provider": provider,
-            "stream": log_stream,
-            "ref": raw.dumps(provider_ref),
-        },
+        [
+            {
+                "job_seq": a.job_seq,
+                "number": a.number,
+                "ce": a.compute_environment,
+                "provider": a.provider,
+                "stream": a.log_stream,
+                "ref": raw.dumps(a.provider_ref),
+            }
+            for a in attempts
+        ],
     )
-    return int(rows[0][0])
+    return [int(rows[0][0]) for rows in results]
 
 
 def update_attempt(conn: Connection, attempt_id: int, **values: Any) -> None:
+    update_attempts(conn, [(attempt_id, values)])
+
+
+def update_attempts(conn: Connection, updates: Sequence[tuple[int, dict[str, Any]]]) -> None:
+    """Set columns of many attempts: one executemany per set of columns (pipelined on
+    PostgreSQL), as the scheduler records the starts and the ends of a pass."""
     raw = Raw(conn)
-    params: dict[str, Any] = {"w_id": attempt_id}
-    sets = []
-    for key, value in values.items():
-        if key in ("provider_ref", "usage"):
-            sets.append(f"{key} = {raw.json('v_' + key)}")
-            params[f"v_{key}"] = raw.dumps(value)
-        else:
-            sets.append(f"{key} = :v_{key}")
-            params[f"v_{key}"] = value
-    raw.execute(f"UPDATE attempts SET {', '.join(sets)} WHERE id = :w_id", params)
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for attempt_id, values in updates:
+        params: dict[str, Any] = {"w_id": attempt_id}
+        for key, value in values.items():
+            params[f"v_{key}"] = raw.dumps(value) if key in _ATTEMPT_JSON else value
+        groups.setdefault(tuple(values), []).append(params)
+    for keys, rows in groups.items():
+        sets = ", ".join(
+            f"{k} = {raw.json('v_' + k)}" if k in _ATTEMPT_JSON else f"{k} = :v_{k}" for k in keys
+        )
+        raw.executemany(f"UPDATE attempts SET {sets} WHERE id = :w_id", rows)
+
+
+_ATTEMPT_JSON = ("provider_ref", "usage")
 
 
 def finished_before(conn: Connection, cutoff: int, limit: int) -> list[int]:

@@ -59,6 +59,22 @@ class Raw:
         if rows:
             self.cursor.executemany(self.sql(template), rows)
 
+    def returning_each(
+        self, template: str, rows: Sequence[dict[str, Any]]
+    ) -> list[list[tuple[Any, ...]]]:
+        """Run ``template`` (a statement ending in RETURNING) once for each row of
+        parameters; what each run returned. PostgreSQL gets them all in one pipeline
+        (psycopg's executemany), sparing a round trip per row; SQLite runs in process."""
+        if not rows:
+            return []
+        if not self.pg:
+            return [self.query(template, r) for r in rows]
+        self.cursor.executemany(self.sql(template), rows, returning=True)
+        out = [list(self.cursor.fetchall())]
+        while self.cursor.nextset():
+            out.append(list(self.cursor.fetchall()))
+        return out
+
     def query(self, template: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         self.cursor.execute(self.sql(template), params or {})
         return list(self.cursor.fetchall())
