@@ -35,7 +35,7 @@ from harness.context import Context  # noqa: E402
 from harness.stats import fmt  # noqa: E402
 from workloads import ALL  # noqa: E402
 
-ORDER = ["ceiling", "throughput", "latency", "api", "resources", "scale", "slurm"]
+ORDER = ["ceiling", "throughput", "latency", "api", "resources", "scale", "slurm", "ray"]
 STORES = ["sqlite", "postgresql"]
 
 

@@ -200,6 +200,7 @@ def main() -> None:
     parser.add_argument("--queued", type=int, default=1000)
     parser.add_argument("--vcpus", default="0.25", help="each job's vCPUs")
     parser.add_argument("--mnp-runs", type=int, default=10, help="2-node jobs (0: none)")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args()
     global VCPUS
     VCPUS = args.vcpus
@@ -240,6 +241,8 @@ def main() -> None:
         cluster.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results))
 
 
 if __name__ == "__main__":
