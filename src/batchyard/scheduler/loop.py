@@ -24,7 +24,8 @@ Pass = Callable[[set[str]], Awaitable[bool]]
 COALESCE_SECONDS = 0.002
 # While only submissions arrive, passes come at most this often: a burst of SubmitJob calls
 # is served by a few passes, not hundreds (each one a write transaction that the API's
-# commits queue behind). An idle server still answers its first submission at once.
+# commits queue behind). Only a pass that follows another pass woken by submissions alone
+# waits so long: a server that was idle, or busy with jobs ending, answers at once.
 SUBMISSIONS_COALESCE_SECONDS = 0.02
 
 
@@ -44,6 +45,7 @@ class Scheduler:
         self._stopping = False
         self.rounds = 0
         self._last_pass = 0.0
+        self._last_only_submissions = False
 
     def add_pass(
         self,
@@ -147,8 +149,9 @@ class Scheduler:
         while not self._stopping and self.leadership.leading:
             await self._event.wait()
             with self._lock:
-                only_submissions = self._topics <= {SUBMITTED}
-            coalesce = SUBMISSIONS_COALESCE_SECONDS if only_submissions else COALESCE_SECONDS
+                only_submissions = self._topics == {SUBMITTED}
+            storm = only_submissions and self._last_only_submissions
+            coalesce = SUBMISSIONS_COALESCE_SECONDS if storm else COALESCE_SECONDS
             if self._loop.time() - self._last_pass < coalesce:
                 # busy: let a little more news arrive, so that one pass (one transaction)
                 # serves it all; an idle server's first wake-up runs at once
@@ -158,6 +161,7 @@ class Scheduler:
                 break
             with self._lock:
                 topics, self._topics = self._topics, set()
+            self._last_only_submissions = topics == {SUBMITTED}
             again = False
             for run_pass in self._passes:
                 try:
