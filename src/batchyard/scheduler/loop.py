@@ -149,8 +149,7 @@ class Scheduler:
         while not self._stopping and self.leadership.leading:
             await self._event.wait()
             with self._lock:
-                only_submissions = self._topics == {SUBMITTED}
-            storm = only_submissions and self._last_only_submissions
+                storm = self._last_only_submissions and self._topics == {SUBMITTED}
             coalesce = SUBMISSIONS_COALESCE_SECONDS if storm else COALESCE_SECONDS
             if self._loop.time() - self._last_pass < coalesce:
                 # busy: let a little more news arrive, so that one pass (one transaction)
