@@ -71,9 +71,13 @@ class CpuMeter:
         wall = time.monotonic() - self.t0
         busy = _machine_busy_seconds() - self.busy0
         own1, tree1 = self._ours()
-        ours = own1 - self.own0 + sum(v - self.tree0.get(p, 0.0) for p, v in tree1.items())
+        trees = sum(v - self.tree0.get(p, 0.0) for p, v in tree1.items())
+        ours = own1 - self.own0 + trees
         self.result = {
             "wall_seconds": wall,
+            "machine_busy_seconds": busy,
+            # the tracked process trees (the PostgreSQL cluster): the database's own CPU
+            "tree_seconds": trees,
             "machine_busy_cores": busy / wall if wall else 0.0,
             "benchmark_cores": ours / wall if wall else 0.0,
             "others_cores": max(0.0, (busy - ours) / wall) if wall else 0.0,

@@ -40,7 +40,9 @@ KEYS = (
 )
 
 
-def _series(w: Any, names: dict[str, str], n: int, gap: float) -> tuple[dict, int]:
+def _series(
+    w: Any, names: dict[str, str], n: int, gap: float
+) -> tuple[dict[str, list[float]], int]:
     """n jobs one at a time, ``gap`` s of idleness before each; (samples by key, failures)."""
     samples: dict[str, list[float]] = {k: [] for k in KEYS}
     failed = 0
@@ -148,22 +150,12 @@ def markdown(by_store: dict[str, dict[str, Any]]) -> list[str]:
     ]
     rows = []
     for store, r in by_store.items():
-        for key, label in LABELS:
-            s = r[key]
-            rows.append(
-                [
-                    store,
-                    label,
-                    fmt(s["p50"], 2),
-                    fmt(s["p95"], 2),
-                    fmt(s["p99"], 2),
-                    fmt(s["max"], 2),
-                ]
-            )
-        for key, label in BACK_TO_BACK_LABELS:
-            s = (r.get("back_to_back") or {}).get(key)
-            if s:
-                rows.append([store, label, *(fmt(s[q], 2) for q in ("p50", "p95", "p99", "max"))])
+        series = [(r, LABELS), (r.get("back_to_back") or {}, BACK_TO_BACK_LABELS)]
+        for stats, labels in series:
+            for key, label in labels:
+                if key in stats:
+                    row = (fmt(stats[key][k], 2) for k in ("p50", "p95", "p99", "max"))
+                    rows.append([store, label, *row])
     lines += md_table(["store", "step", "p50", "p95", "p99", "max"], rows)
     lines += [
         "Other load during the measurement (cores): "
