@@ -52,6 +52,24 @@ def test_short_children_never_exceed_the_reservations(batch, unique):
     assert all(j["statusReason"] == "Essential container in task exited" for j in full)
 
 
+def test_siblings_queue_behind_children_placed_in_the_same_pass(batch, server, unique):
+    """A child of `true` ends before the scheduler's next pass: unless its siblings queue
+    behind it in the pass that places it, no line ever forms and every child waits for a
+    pass of its own."""
+    queue = setup_queue(batch, unique, max_vcpus=1)
+    jd = register(batch, unique, ["true"], vcpus="1")
+    parent = batch.submit_job(
+        jobName="short", jobQueue=queue, jobDefinition=jd, arrayProperties={"size": 40}
+    )["jobId"]
+    assert wait_job(batch, parent, timeout=120)["status"] == "SUCCEEDED"
+    reasons = []
+    with server.http() as http:
+        for i in range(40):
+            history = http.get(f"/batchyard/v1/jobs/{parent}:{i}/history").json()
+            reasons += [h.get("reason") or "" for h in history["transitions"]]
+    assert sum(r.startswith(QUEUED) for r in reasons) >= 20
+
+
 def test_terminating_an_array_with_queued_children(batch, unique):
     queue = setup_queue(batch, unique, max_vcpus=2)
     jd = register(batch, unique, ["sleep", "0.02"], vcpus="1")

@@ -828,6 +828,7 @@ class JobScheduler(MultiNode):
         if not queues:
             return []
         result = planner.plan(queues, envs, pools, candidates)
+        slots += self._fresh_slots(result.placements, depth)
         follow = planner.follow_ons(result.waits, slots, depth) if slots else []
         if follow:
             chained = {f.candidate.seq for f in follow}
@@ -853,15 +854,14 @@ class JobScheduler(MultiNode):
             ce = self._topology.environments[env_name]
             number = job.attempt_count + 1
             stream = self.logs.new_stream(self._definition_name(conn, job.definition_id))
-            holder = self.running.get(slot.key) if slot is not None else None
+            holder = self._holder_id(slot, jobs) if slot is not None else None
             changes.append(
                 repo.Change(
                     job.seq,
                     job.id,
                     S.RUNNABLE,
                     S.STARTING,
-                    f"{QUEUED_BEHIND} ({holder.job_id}): it starts as soon as that "
-                    "reservation is free"
+                    f"{QUEUED_BEHIND} ({holder}): it starts as soon as that reservation is free"
                     if holder is not None
                     else None,
                     {"attempt_count": number, "status_reason": None},
@@ -894,6 +894,7 @@ class JobScheduler(MultiNode):
             ],
         )
         tails: dict[int, int] = {}  # slot -> the last attempt in its line
+        placed: dict[int, int] = {}  # a fresh slot -> the attempt placed on it in this pass
         for (job, ce, number, stream, pool, slot), attempt_id in zip(claimed, ids, strict=True):
             r = Running(
                 attempt_id=attempt_id,
@@ -906,8 +907,14 @@ class JobScheduler(MultiNode):
                 pool=pool,
                 need=planner.Amount(job.vcpus, job.memory_mib, job.gpus),
             )
-            if slot is not None:
-                tail = tails.get(slot.key, slot.key)
+            if slot is None:
+                placed[-job.seq] = attempt_id
+            elif slot.key < 0 and slot.key not in placed:
+                # its would-be holder was cancelled meanwhile: this one takes the reservation
+                placed[slot.key] = attempt_id
+                r.followed = True
+            else:
+                tail = tails.get(slot.key, placed.get(slot.key, slot.key))
                 while tail in self._follower:
                     tail = self._follower[tail]
                 r.after = tail
@@ -917,6 +924,33 @@ class JobScheduler(MultiNode):
             self.running[attempt_id] = r
             claims.append((r, self._launch_spec(conn, job, r, stream)))
         return claims
+
+    def _fresh_slots(
+        self, placements: list[planner.Placement], depth: dict[int, int]
+    ) -> list[planner.Slot]:
+        """The reservations this pass gives array children, which their siblings may follow
+        at once. Waiting for a later pass to find them running is not enough: a child that
+        runs for a millisecond has ended before the next pass begins, so the line would never
+        form. Keyed by the negated job seq until the attempt exists."""
+        assert self._topology is not None
+        out = []
+        for p in placements:
+            group = p.candidate.group
+            ce = self._topology.environments[p.environment]
+            if group is None or not self.providers[ce.provider].follows:
+                continue
+            if group not in depth:
+                depth[group] = self._depth(group)
+            if depth[group] >= 1:
+                out.append(planner.Slot(-p.candidate.seq, group, p.environment, 0))
+        return out
+
+    def _holder_id(self, slot: planner.Slot, jobs: dict[int, Job]) -> str | None:
+        """The job whose reservation a follower queues on."""
+        if slot.key < 0:
+            return jobs[-slot.key].id
+        holder = self.running.get(slot.key)
+        return holder.job_id if holder is not None else None
 
     def _record_waits(
         self,
