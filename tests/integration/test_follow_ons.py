@@ -67,7 +67,17 @@ def test_siblings_queue_behind_children_placed_in_the_same_pass(batch, server, u
         for i in range(40):
             history = http.get(f"/batchyard/v1/jobs/{parent}:{i}/history").json()
             reasons += [h.get("reason") or "" for h in history["transitions"]]
+            # a child that started and ended between two passes is written once, and its
+            # history still shows each step, in order
+            steps = history["transitions"][-3:]
+            assert [h["to"] for h in steps] == ["STARTING", "RUNNING", "SUCCEEDED"]
+            assert [h["from"] for h in steps[1:]] == ["STARTING", "RUNNING"]
+            assert steps[0]["at"] <= steps[1]["at"] <= steps[2]["at"]
     assert sum(r.startswith(QUEUED) for r in reasons) >= 20
+    for job in batch.describe_jobs(jobs=[f"{parent}:{i}" for i in range(40)])["jobs"]:
+        (attempt,) = job["attempts"]
+        assert attempt["startedAt"] == job["startedAt"] <= job["stoppedAt"]
+        assert attempt["stoppedAt"] == job["stoppedAt"]
 
 
 def test_terminating_an_array_with_queued_children(batch, unique):

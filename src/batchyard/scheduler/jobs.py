@@ -240,8 +240,12 @@ class JobScheduler(MultiNode):
         sweep = time.monotonic() >= self._next_sweep or SWEEP in topics
         with self._writer.transaction() as conn:
             now = now_ms()
-            claims = self._record_started(conn, started, now)
-            finished |= self._settle(conn, exited, now, acks, kills)
+            # an attempt that started and ended since the last pass (a short job) has its
+            # start written with its end: one write of its job's row and of its attempt's
+            ended = {e.attempt_id for e in exited if e.exit_code is not None}
+            starts: dict[int, dict[str, Any]] = {}
+            claims = self._record_started(conn, started, now, ended, starts)
+            finished |= self._settle(conn, exited, now, acks, kills, starts)
             if sweep:
                 finished |= set(repo.pending_with_finished_dependency(conn, 10_000))
                 self._next_sweep = time.monotonic() + SWEEP_SECONDS
@@ -301,10 +305,16 @@ class JobScheduler(MultiNode):
     # ---- (1) started -------------------------------------------------------------------
 
     def _record_started(
-        self, conn: Connection, started: list[Started], now: int
+        self,
+        conn: Connection,
+        started: list[Started],
+        now: int,
+        ended: set[int],
+        starts: dict[int, dict[str, Any]],
     ) -> list[tuple[Running, LaunchSpec]]:
         """Attempts that started are RUNNING; a multi-node job's main node starting launches
-        the job's other nodes, returned as new claims."""
+        the job's other nodes, returned as new claims. The start of an attempt in ``ended``
+        is left to :meth:`_settle`, with its attempt's columns in ``starts``."""
         changes = []
         attempts: list[tuple[int, dict[str, Any]]] = []
         mains = []
@@ -314,6 +324,12 @@ class JobScheduler(MultiNode):
             if r is None or r.started_at is not None:
                 continue
             r.started_at = s.at
+            if r.mnp is None and r.attempt_id in ended:
+                starts[r.attempt_id] = {
+                    "started_at": s.at,
+                    "provider_ref": {**s.ref, "pool": r.pool},
+                }
+                continue
             if r.followed:
                 queued.append(r.job_seq)
             if r.mnp is not None:  # a node: the job's timeout is on its main node
@@ -376,8 +392,10 @@ class JobScheduler(MultiNode):
         now: int,
         acks: list[int],
         kills: list[Running],
+        starts: dict[int, dict[str, Any]],
     ) -> set[int]:
-        """Store each ended attempt and decide its job's fate; returns jobs that finished."""
+        """Store each ended attempt and decide its job's fate; returns jobs that finished.
+        ``starts``: the attempt columns of starts not written yet (see _record_started)."""
         finished: set[int] = set()
         todo = []
         for e in exited:
@@ -417,32 +435,38 @@ class JobScheduler(MultiNode):
                 )
                 continue
             src = job.status
-            if src == S.STARTING and e.exit_code is not None:
-                # it ran, even if we never heard it start: record RUNNING first
-                start = r.started_at or e.at
-                changes.append(
-                    repo.Change(
-                        job.seq,
-                        job.id,
-                        S.STARTING,
-                        S.RUNNING,
-                        None,
-                        {"started_at": start},
-                        parent_seq=job.parent_seq,
-                        node=r.mnp is not None,
-                        at=start,
-                    )
-                )
-                src = S.RUNNING
+            # it ran, even if we never heard it start (or heard it in this pass): its
+            # history says RUNNING before it ended
+            ran = src == S.STARTING and e.exit_code is not None
+            start = r.started_at or e.at
             if r.mnp is not None:
+                if ran:  # a node's RUNNING counts for its job: a change of its own
+                    changes.append(
+                        repo.Change(
+                            job.seq,
+                            job.id,
+                            S.STARTING,
+                            S.RUNNING,
+                            None,
+                            {"started_at": start},
+                            parent_seq=job.parent_seq,
+                            node=True,
+                            at=start,
+                        )
+                    )
+                    src = S.RUNNING
                 change, attempt_status, attempt_reason, stop = self._settle_node(job, r, e, src)
                 kills += stop
             else:
                 change, attempt_status, attempt_reason = self._outcome(job, r, e, src)
+                if ran:
+                    change.via = (S.RUNNING, start)
+                    change.values["started_at"] = start
             attempts.append(
                 (
                     r.attempt_id,
                     {
+                        **starts.get(r.attempt_id, {}),
                         "status": attempt_status,
                         "stopped_at": e.at,
                         "exit_code": e.exit_code,
@@ -473,6 +497,7 @@ class JobScheduler(MultiNode):
                         current[c.seq].status_reason or "Terminated by TerminateJob",
                         c.values,
                         parent_seq=c.parent_seq,
+                        via=c.via,
                     )
                     for c in lost
                     if c.seq in current and current[c.seq].is_terminated

@@ -462,6 +462,9 @@ class Change:
     unless_terminated: bool = False  # also require that nobody asked to terminate the job
     node: bool = False  # a node of a multi-node parallel job (may start over with a retry)
     at: int | None = None  # when it happened, if before the pass that records it
+    # a status the job passed through on the way from src to dst, and when: the history
+    # gets both steps, the job row one write (an attempt that started and ended unseen)
+    via: tuple[JobStatus, int] | None = None
 
     @classmethod
     def fail(cls, job: Job, reason: str, **values: Any) -> Change:
@@ -498,7 +501,11 @@ def apply_transitions(conn: Connection, changes: Sequence[Change], now: int) -> 
         raw.query(f"SELECT seq FROM jobs WHERE seq IN {where} ORDER BY seq FOR UPDATE", params)
     statements = []
     for c in changes:
-        check_transition(c.job_id, c.src, c.dst, c.node)
+        if c.via is not None:
+            check_transition(c.job_id, c.src, c.via[0], c.node)
+            check_transition(c.job_id, c.via[0], c.dst, c.node)
+        else:
+            check_transition(c.job_id, c.src, c.dst, c.node)
         values: dict[str, Any] = {"status": c.dst.value, "updated_at": now, **c.values}
         if c.reason is not None:
             values["status_reason"] = c.reason
@@ -512,11 +519,16 @@ def apply_transitions(conn: Connection, changes: Sequence[Change], now: int) -> 
         if not ok:
             continue
         applied.append(c)
+        src = c.src.value if c.src is not None else None
+        if c.via is not None:
+            via, at = c.via[0].value, min(c.via[1], now)
+            history.append({"seq": c.seq, "at": at, "src": src, "dst": via, "reason": None})
+            src = via
         history.append(
             {
                 "seq": c.seq,
                 "at": now if c.at is None else min(c.at, now),
-                "src": c.src.value if c.src is not None else None,
+                "src": src,
                 "dst": c.dst.value,
                 "reason": c.reason,
             }
