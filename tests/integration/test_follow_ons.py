@@ -28,13 +28,19 @@ def _queued_children(batch, parent: str) -> list[dict]:
     ]
 
 
-def test_short_children_never_exceed_the_reservations(batch, unique):
-    queue = setup_queue(batch, unique, max_vcpus=2)
+def _array_of_true(batch, unique, size: int, max_vcpus: int) -> str:
+    """An array of `true` children of 1 vCPU, run to its end: its id."""
+    queue = setup_queue(batch, unique, max_vcpus=max_vcpus)
     jd = register(batch, unique, ["true"], vcpus="1")
     parent = batch.submit_job(
-        jobName="many", jobQueue=queue, jobDefinition=jd, arrayProperties={"size": 300}
+        jobName="short", jobQueue=queue, jobDefinition=jd, arrayProperties={"size": size}
     )["jobId"]
     assert wait_job(batch, parent, timeout=120)["status"] == "SUCCEEDED"
+    return parent
+
+
+def test_short_children_never_exceed_the_reservations(batch, unique):
+    parent = _array_of_true(batch, unique, 300, max_vcpus=2)
     done = _children(batch, parent, "SUCCEEDED")
     assert len(done) == 300
     # at no moment more than 2 children (of 1 vCPU, on 2 vCPUs) ran at once
@@ -56,12 +62,7 @@ def test_siblings_queue_behind_children_placed_in_the_same_pass(batch, server, u
     """A child of `true` ends before the scheduler's next pass: unless its siblings queue
     behind it in the pass that places it, no line ever forms and every child waits for a
     pass of its own."""
-    queue = setup_queue(batch, unique, max_vcpus=1)
-    jd = register(batch, unique, ["true"], vcpus="1")
-    parent = batch.submit_job(
-        jobName="short", jobQueue=queue, jobDefinition=jd, arrayProperties={"size": 40}
-    )["jobId"]
-    assert wait_job(batch, parent, timeout=120)["status"] == "SUCCEEDED"
+    parent = _array_of_true(batch, unique, 40, max_vcpus=1)
     reasons = []
     with server.http() as http:
         for i in range(40):
