@@ -76,9 +76,11 @@ def test_explain_each_waiting_reason(cli, cli_server, unique):
     assert doc["jobId"] == stuck and doc["queue"]["aheadCount"] == 1
     assert doc["computeEnvironments"][0]["canEverFit"] is False
 
-    cli("terminate", running, waiting, stuck, after)
-    # a dependency that failed
+    # a dependency that failed (alone: terminating `after` too would race the scheduler's
+    # failing it for its dependency)
+    cli("terminate", waiting)
     wait_job(batch, after)
+    cli("terminate", running, stuck)
     out = flat(cli("explain", after).stdout)
     assert "FAILED" in out and f"batchyard explain {waiting} (the dependency that failed)" in out
 
