@@ -434,34 +434,19 @@ class JobScheduler(MultiNode):
                     )
                 )
                 continue
-            src = job.status
-            # it ran, even if we never heard it start (or heard it in this pass): its
-            # history says RUNNING before it ended
-            ran = src == S.STARTING and e.exit_code is not None
-            start = r.started_at or e.at
             if r.mnp is not None:
-                if ran:  # a node's RUNNING counts for its job: a change of its own
-                    changes.append(
-                        repo.Change(
-                            job.seq,
-                            job.id,
-                            S.STARTING,
-                            S.RUNNING,
-                            None,
-                            {"started_at": start},
-                            parent_seq=job.parent_seq,
-                            node=True,
-                            at=start,
-                        )
-                    )
-                    src = S.RUNNING
-                change, attempt_status, attempt_reason, stop = self._settle_node(job, r, e, src)
+                change, attempt_status, attempt_reason, stop = self._settle_node(
+                    job, r, e, job.status
+                )
                 kills += stop
             else:
-                change, attempt_status, attempt_reason = self._outcome(job, r, e, src)
-                if ran:
-                    change.via = (S.RUNNING, start)
-                    change.values["started_at"] = start
+                change, attempt_status, attempt_reason = self._outcome(job, r, e, job.status)
+            if job.status == S.STARTING and e.exit_code is not None:
+                # it ran, even if we never heard it start (or heard it in this pass): its
+                # history says RUNNING before it ended, in the same write
+                start = r.started_at or e.at
+                change.via = (S.RUNNING, start)
+                change.values["started_at"] = start
             attempts.append(
                 (
                     r.attempt_id,
