@@ -61,13 +61,7 @@ def create_app(runtime: Runtime) -> Starlette:
     def call(principal: Principal | None, name: str, req: dict, authorized: list[Target]) -> Any:
         """Authorize, then handle: one trip to a worker thread for both (both may block)."""
         authorized.append(guard.check(principal, "batch", name, req))
-        handler = handlers.get(name)
-        if handler is None:
-            raise NotSupported(
-                f"{name} is part of the AWS Batch API but batchyard does not support it "
-                "yet; see the README for the operations it implements"
-            )
-        return handler(env, req)
+        return handlers[name](env, req)
 
     async def call_async(
         principal: Principal | None, name: str, req: dict, authorized: list[Target]
@@ -96,6 +90,11 @@ def create_app(runtime: Runtime) -> Starlette:
             raw = request.scope.get("raw_path") or request.scope["path"].encode()
             op, labels = router.match(request.method, raw.decode("latin-1"))
             request.scope["batchyard.operation"] = op.name  # for the metrics
+            if op.name not in handlers:  # said before validation: no input would help
+                raise NotSupported(
+                    f"{op.name} is part of the AWS Batch API but batchyard does not support it "
+                    "yet; see the README for the operations it implements"
+                )
             req = parse_request(op, body, labels, request.scope["query_string"].decode("latin-1"))
             if inspect.iscoroutinefunction(handlers.get(op.name)):
                 result = await call_async(principal, op.name, req, authorized)
