@@ -375,6 +375,96 @@ def test_unknown_resources_and_invalid_state_changes(batch, unique):
     assert snapshot() == before
 
 
+def test_a_mistyped_name_gets_the_names_it_may_have_meant(batch, unique):
+    """Names of queues, compute environments, job definitions, scheduling policies and
+    consumable resources: a NotFound names up to three close ones, ignoring case."""
+    ce, queue, jd = unique("quickstart-ce"), unique("quickstart"), unique("hello-world")
+    policy, consumable = unique("fairshare"), unique("licenses")
+    make_ce(batch, ce)
+    make_queue(batch, queue, [ce])
+    register_jd(batch, jd)
+    batch.create_scheduling_policy(name=policy)
+    batch.create_consumable_resource(consumableResourceName=consumable, totalQuantity=1)
+
+    def swapped(name: str) -> str:  # a typo: two letters the wrong way round
+        return name[:3] + name[4] + name[3] + name[5:]
+
+    job = {"jobName": "x", "jobQueue": queue, "jobDefinition": jd}
+    for call, kwargs, message in [
+        (
+            batch.submit_job,
+            {**job, "jobQueue": swapped(queue)},
+            f"jobQueue: job queue {swapped(queue)!r} does not exist; did you mean {queue!r}",
+        ),
+        (
+            batch.submit_job,
+            {**job, "jobQueue": queue.upper()},
+            f"does not exist; did you mean {queue!r}",
+        ),
+        (
+            batch.submit_job,
+            {**job, "jobDefinition": swapped(jd)},
+            f"jobDefinition: job definition {swapped(jd)!r} has no ACTIVE revision; "
+            f"did you mean {jd!r}",
+        ),
+        (
+            batch.submit_job,
+            {**job, "jobDefinition": f"{swapped(jd)}:1"},
+            f"job definition {swapped(jd)}:1 does not exist; did you mean {jd!r}",
+        ),
+        (
+            batch.submit_job,
+            {**job, "jobDefinition": f"{jd}:9"},
+            f"job definition {jd}:9 does not exist; its newest revision is {jd}:1",
+        ),
+        (
+            batch.list_jobs,
+            {"jobQueue": swapped(queue)},
+            f"jobQueue: job queue {swapped(queue)!r} does not exist; did you mean {queue!r}",
+        ),
+        (
+            batch.update_job_queue,
+            {"jobQueue": swapped(queue), "priority": 2},
+            f"did you mean {queue!r}",
+        ),
+        (
+            batch.update_compute_environment,
+            {"computeEnvironment": swapped(ce), "state": "DISABLED"},
+            f"compute environment {swapped(ce)!r} does not exist; did you mean {ce!r}",
+        ),
+        (
+            batch.create_job_queue,
+            {
+                "jobQueueName": unique("q"),
+                "priority": 1,
+                "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": swapped(ce)}],
+            },
+            f"computeEnvironmentOrder: compute environment {swapped(ce)!r} does not exist; "
+            f"did you mean {ce!r}",
+        ),
+        (
+            batch.delete_scheduling_policy,
+            {"arn": arn("scheduling-policy", swapped(policy))},
+            f"scheduling policy {swapped(policy)!r} does not exist; did you mean {policy!r}",
+        ),
+        (
+            batch.update_consumable_resource,
+            {"consumableResource": swapped(consumable), "quantity": 2},
+            f"consumable resource {swapped(consumable)!r} does not exist; "
+            f"did you mean {consumable!r}",
+        ),
+    ]:
+        err = client_error(call, **kwargs)
+        assert err["Code"] == "ClientException" and err["Status"] == 400, err
+        assert message in err["Message"], (kwargs, err["Message"])
+    # nothing close: no suggestion, the plain message
+    err = client_error(batch.submit_job, **{**job, "jobQueue": "zz"})
+    assert err["Message"] == "jobQueue: job queue 'zz' does not exist", err
+    every_status = [{"name": "JOB_NAME", "values": ["x"]}]
+    assert batch.list_jobs(jobQueue=queue, filters=every_status)["jobSummaryList"] == []
+    assert batch.describe_consumable_resource(consumableResource=consumable)["totalQuantity"] == 1
+
+
 def _minimal(shape: Shape) -> Any:
     """The smallest value ``shape`` accepts: required members only, lengths at their minimum."""
     kind, meta = shape.type_name, shape.metadata
