@@ -249,12 +249,25 @@ def test_nul_characters_are_refused_on_every_store(server, batch, unique):
 def test_oversized_bodies(server, batch, unique):
     name = unique("sp")
     huge = orjson.dumps({"name": name, "tags": {"k": "v" * (5 * 1024 * 1024)}})
+    setting = (
+        "(4 MiB), set by the server's max_request_bytes (environment variable "
+        "BATCHYARD_MAX_REQUEST_BYTES, or max_request_bytes in its config file)"
+    )
     refused(
         send(server, "POST", "/v1/createschedulingpolicy", huge),
-        "the request body is",
-        "the limit is 4194304",
+        f"the request body is {len(huge)} bytes; the limit is 4194304 bytes {setting}",
         status=413,
     )
+    # the same through boto3, which sends what the model does not bound (botocore checks no max)
+    err = client_error(
+        batch.submit_job,
+        jobName=name,
+        jobQueue="q",
+        jobDefinition="jd",
+        parameters={"p": "x" * (12 * 1024 * 1024)},
+    )
+    assert err["Code"] == "ClientException" and err["Status"] == 413, err
+    assert f"the limit is 4194304 bytes {setting}" in err["Message"], err
 
     def chunks():  # no content-length: the server counts as it reads
         yield b'{"name": "' + name.encode() + b'", "tags": {"k": "'
@@ -264,7 +277,7 @@ def test_oversized_bodies(server, batch, unique):
 
     refused(
         send(server, "POST", "/v1/createschedulingpolicy", chunks()),
-        "exceeds the limit of 4194304 bytes",
+        f"the request body exceeds the limit of 4194304 bytes {setting}",
         status=413,
     )
     assert not batch.describe_scheduling_policies(arns=[name])["schedulingPolicies"]
