@@ -288,7 +288,7 @@ def test_unknown_paths_and_methods(server):
     for method, path, status, fragments in [
         ("POST", "/v1/createjob", 404, ["no AWS Batch operation is served at /v1/createjob"]),
         ("POST", "/v1/createjobqueue/extra", 404, ["no AWS Batch operation is served"]),
-        ("GET", "/", 404, ["the API lives under /v1/"]),
+        ("POST", "/", 404, ["the API lives under /v1/"]),
         ("POST", "/v2/describejobqueues", 404, ["no AWS Batch operation is served"]),
         ("GET", "/v1/createjobqueue", 405, ["/v1/createjobqueue accepts POST, not GET"]),
         ("DELETE", "/v1/describejobqueues", 405, ["accepts POST, not DELETE"]),
@@ -296,6 +296,45 @@ def test_unknown_paths_and_methods(server):
         ("PUT", ce_tags, 405, ["accepts DELETE, GET, POST, not PUT"]),
     ]:
         refused(send(server, method, path, {}), *fragments, status=status)
+
+
+def test_the_root_tells_a_client_where_things_are(server):
+    """``GET /`` without HTML in Accept (curl, httpx) is a short page, not an error; it
+    shadows no AWS operation, and the CloudWatch Logs API at ``POST /`` still answers."""
+    import subprocess
+
+    import botocore.session
+
+    base = server.endpoint
+    text = subprocess.run(
+        ["curl", "-sS", "--fail", base + "/"], capture_output=True, text=True, timeout=30
+    ).stdout
+    for line in [
+        "batchyard ",
+        f"dashboard      {base}/ui",
+        f"point a client's endpoint_url at {base}",
+        f"health         {base}/healthz",
+        f"metrics        {base}/metrics",
+        "batchyard --help",
+    ]:
+        assert line in text, (line, text)
+    with server.http() as http:
+        answer = http.get("/", headers={"accept": "application/json"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["endpointUrl"] == base
+        assert answer.json()["dashboard"] == base + "/ui"
+        assert answer.json()["batchApi"] == base + "/v1/"
+        browser = http.get("/", headers={"accept": "text/html,*/*"})
+        assert browser.status_code == 307 and browser.headers["location"] == "/ui"
+    # no operation of the APIs served here is GET /
+    session = botocore.session.get_session()
+    for service in ("batch", "logs"):
+        model = session.get_service_model(service)
+        for name in model.operation_names:
+            http = model.operation_model(name).http
+            assert (http["method"], http["requestUri"]) != ("GET", "/"), (service, name)
+    groups = server.client("logs").describe_log_groups()["logGroups"]
+    assert [g["logGroupName"] for g in groups] == ["/aws/batch/job"]
 
 
 def test_unknown_resources_and_invalid_state_changes(batch, unique):
