@@ -215,6 +215,6 @@ def test_inline_definitions_read_as_their_command_and_the_prices_say_where_from(
     assert label in table and "batchyard-inline-" not in table, table
     assert "Prices applied" in table and ce_name in table and "$0.05 per vCPU" in table
     assert "price_vcpu_hour (configured), price_gib_hour (default)" in table
-    assert "BATCHYARD_PRICE_VCPU_HOUR" in table
+    assert "BATCHYARD_PRICE_VCPU_HOUR" in table and "GPUs are not priced." in table
     usage = cli("usage", "-g", "job-definition", "--since", "30m")
     assert f"{subject} requests 1 vCPU" in usage and "(--vcpus 0.25)" in usage, usage

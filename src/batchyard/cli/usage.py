@@ -139,7 +139,7 @@ def _table(summary: dict[str, Any], cost: bool) -> Table:
 PRICE_SETTINGS = (
     "Prices are the server's settings price_vcpu_hour and price_gib_hour (config file, or "
     "BATCHYARD_PRICE_VCPU_HOUR / BATCHYARD_PRICE_GIB_HOUR), compute_environment_prices and "
-    "instance_prices (config file); see docs/observability.md."
+    "instance_prices (config file); see docs/observability.md. GPUs are not priced."
 )
 
 
