@@ -66,6 +66,19 @@ class PayloadTooLarge(ClientError):
 
     status = 413
 
+    @classmethod
+    def over(cls, limit: int, size: int | None = None) -> PayloadTooLarge:
+        """The refusal of a body of ``size`` bytes, or (``None``) of one found too large while
+        reading it; it names the setting, so the operator knows what to raise."""
+        scale = f"{limit / 1048576:g} MiB" if limit >= 1048576 else f"{limit / 1024:g} KiB"
+        setting = (
+            f"({scale}), set by the server's max_request_bytes (environment variable "
+            "BATCHYARD_MAX_REQUEST_BYTES, or max_request_bytes in its config file)"
+        )
+        if size is None:
+            return cls(f"the request body exceeds the limit of {limit} bytes {setting}")
+        return cls(f"the request body is {size} bytes; the limit is {limit} bytes {setting}")
+
 
 class UnknownRoute(ClientError):
     """No AWS Batch operation is served at this path with this method."""

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from cli_helpers import client_env
+from helpers import setup_queue
 
 COMMANDS = [
     "server",
@@ -97,10 +98,18 @@ def test_usage_errors_exit_2_and_submit_nothing(cli, unique):
         ), r
 
 
-def test_request_refused_exits_1_with_the_servers_message(cli):
+def test_request_refused_exits_1_with_the_servers_message(cli, cli_server, unique):
     r = cli("submit", "-q", "no-such-queue-anywhere", "--", "true")
     assert r.code == 1, r
     assert "no-such-queue-anywhere" in r.stderr and "does not exist" in r.stderr
+    # a typo gets the names it may have meant
+    queue = setup_queue(cli_server.client("batch"), unique)
+    typo = queue[:1] + queue[2] + queue[1] + queue[3:]
+    r = cli("submit", "-q", typo, "--", "true")
+    assert r.code == 1, r
+    assert f"job queue '{typo}' does not exist; did you mean '{queue}'" in r.stderr, r
+    r = cli("jobs", "--queue", queue.upper())
+    assert r.code == 1 and f"did you mean '{queue}'" in r.stderr, r
 
 
 def test_endpoint_found_through_the_data_dir(cli, cli_server):

@@ -249,12 +249,25 @@ def test_nul_characters_are_refused_on_every_store(server, batch, unique):
 def test_oversized_bodies(server, batch, unique):
     name = unique("sp")
     huge = orjson.dumps({"name": name, "tags": {"k": "v" * (5 * 1024 * 1024)}})
+    setting = (
+        "(4 MiB), set by the server's max_request_bytes (environment variable "
+        "BATCHYARD_MAX_REQUEST_BYTES, or max_request_bytes in its config file)"
+    )
     refused(
         send(server, "POST", "/v1/createschedulingpolicy", huge),
-        "the request body is",
-        "the limit is 4194304",
+        f"the request body is {len(huge)} bytes; the limit is 4194304 bytes {setting}",
         status=413,
     )
+    # the same through boto3, which sends what the model does not bound (botocore checks no max)
+    err = client_error(
+        batch.submit_job,
+        jobName=name,
+        jobQueue="q",
+        jobDefinition="jd",
+        parameters={"p": "x" * (12 * 1024 * 1024)},
+    )
+    assert err["Code"] == "ClientException" and err["Status"] == 413, err
+    assert f"the limit is 4194304 bytes {setting}" in err["Message"], err
 
     def chunks():  # no content-length: the server counts as it reads
         yield b'{"name": "' + name.encode() + b'", "tags": {"k": "'
@@ -264,7 +277,7 @@ def test_oversized_bodies(server, batch, unique):
 
     refused(
         send(server, "POST", "/v1/createschedulingpolicy", chunks()),
-        "exceeds the limit of 4194304 bytes",
+        f"the request body exceeds the limit of 4194304 bytes {setting}",
         status=413,
     )
     assert not batch.describe_scheduling_policies(arns=[name])["schedulingPolicies"]
@@ -275,7 +288,7 @@ def test_unknown_paths_and_methods(server):
     for method, path, status, fragments in [
         ("POST", "/v1/createjob", 404, ["no AWS Batch operation is served at /v1/createjob"]),
         ("POST", "/v1/createjobqueue/extra", 404, ["no AWS Batch operation is served"]),
-        ("GET", "/", 404, ["the API lives under /v1/"]),
+        ("POST", "/", 404, ["the API lives under /v1/"]),
         ("POST", "/v2/describejobqueues", 404, ["no AWS Batch operation is served"]),
         ("GET", "/v1/createjobqueue", 405, ["/v1/createjobqueue accepts POST, not GET"]),
         ("DELETE", "/v1/describejobqueues", 405, ["accepts POST, not DELETE"]),
@@ -283,6 +296,45 @@ def test_unknown_paths_and_methods(server):
         ("PUT", ce_tags, 405, ["accepts DELETE, GET, POST, not PUT"]),
     ]:
         refused(send(server, method, path, {}), *fragments, status=status)
+
+
+def test_the_root_tells_a_client_where_things_are(server):
+    """``GET /`` without HTML in Accept (curl, httpx) is a short page, not an error; it
+    shadows no AWS operation, and the CloudWatch Logs API at ``POST /`` still answers."""
+    import subprocess
+
+    import botocore.session
+
+    base = server.endpoint
+    text = subprocess.run(
+        ["curl", "-sS", "--fail", base + "/"], capture_output=True, text=True, timeout=30
+    ).stdout
+    for line in [
+        "batchyard ",
+        f"dashboard      {base}/ui",
+        f"point a client's endpoint_url at {base}",
+        f"health         {base}/healthz",
+        f"metrics        {base}/metrics",
+        "batchyard --help",
+    ]:
+        assert line in text, (line, text)
+    with server.http() as http:
+        answer = http.get("/", headers={"accept": "application/json"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["endpointUrl"] == base
+        assert answer.json()["dashboard"] == base + "/ui"
+        assert answer.json()["batchApi"] == base + "/v1/"
+        browser = http.get("/", headers={"accept": "text/html,*/*"})
+        assert browser.status_code == 307 and browser.headers["location"] == "/ui"
+    # no operation of the APIs served here is GET /
+    session = botocore.session.get_session()
+    for service in ("batch", "logs"):
+        model = session.get_service_model(service)
+        for name in model.operation_names:
+            http = model.operation_model(name).http
+            assert (http["method"], http["requestUri"]) != ("GET", "/"), (service, name)
+    groups = server.client("logs").describe_log_groups()["logGroups"]
+    assert [g["logGroupName"] for g in groups] == ["/aws/batch/job"]
 
 
 def test_unknown_resources_and_invalid_state_changes(batch, unique):
@@ -373,6 +425,96 @@ def test_unknown_resources_and_invalid_state_changes(batch, unique):
         assert err["Code"] == "ClientException" and err["Status"] == 400, kwargs
         assert message in err["Message"], (kwargs, err["Message"])
     assert snapshot() == before
+
+
+def test_a_mistyped_name_gets_the_names_it_may_have_meant(batch, unique):
+    """Names of queues, compute environments, job definitions, scheduling policies and
+    consumable resources: a NotFound names up to three close ones, ignoring case."""
+    ce, queue, jd = unique("quickstart-ce"), unique("quickstart"), unique("hello-world")
+    policy, consumable = unique("fairshare"), unique("licenses")
+    make_ce(batch, ce)
+    make_queue(batch, queue, [ce])
+    register_jd(batch, jd)
+    batch.create_scheduling_policy(name=policy)
+    batch.create_consumable_resource(consumableResourceName=consumable, totalQuantity=1)
+
+    def swapped(name: str) -> str:  # a typo: two letters the wrong way round
+        return name[:3] + name[4] + name[3] + name[5:]
+
+    job = {"jobName": "x", "jobQueue": queue, "jobDefinition": jd}
+    for call, kwargs, message in [
+        (
+            batch.submit_job,
+            {**job, "jobQueue": swapped(queue)},
+            f"jobQueue: job queue {swapped(queue)!r} does not exist; did you mean {queue!r}",
+        ),
+        (
+            batch.submit_job,
+            {**job, "jobQueue": queue.upper()},
+            f"does not exist; did you mean {queue!r}",
+        ),
+        (
+            batch.submit_job,
+            {**job, "jobDefinition": swapped(jd)},
+            f"jobDefinition: job definition {swapped(jd)!r} has no ACTIVE revision; "
+            f"did you mean {jd!r}",
+        ),
+        (
+            batch.submit_job,
+            {**job, "jobDefinition": f"{swapped(jd)}:1"},
+            f"job definition {swapped(jd)}:1 does not exist; did you mean {jd!r}",
+        ),
+        (
+            batch.submit_job,
+            {**job, "jobDefinition": f"{jd}:9"},
+            f"job definition {jd}:9 does not exist; its newest revision is {jd}:1",
+        ),
+        (
+            batch.list_jobs,
+            {"jobQueue": swapped(queue)},
+            f"jobQueue: job queue {swapped(queue)!r} does not exist; did you mean {queue!r}",
+        ),
+        (
+            batch.update_job_queue,
+            {"jobQueue": swapped(queue), "priority": 2},
+            f"did you mean {queue!r}",
+        ),
+        (
+            batch.update_compute_environment,
+            {"computeEnvironment": swapped(ce), "state": "DISABLED"},
+            f"compute environment {swapped(ce)!r} does not exist; did you mean {ce!r}",
+        ),
+        (
+            batch.create_job_queue,
+            {
+                "jobQueueName": unique("q"),
+                "priority": 1,
+                "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": swapped(ce)}],
+            },
+            f"computeEnvironmentOrder: compute environment {swapped(ce)!r} does not exist; "
+            f"did you mean {ce!r}",
+        ),
+        (
+            batch.delete_scheduling_policy,
+            {"arn": arn("scheduling-policy", swapped(policy))},
+            f"scheduling policy {swapped(policy)!r} does not exist; did you mean {policy!r}",
+        ),
+        (
+            batch.update_consumable_resource,
+            {"consumableResource": swapped(consumable), "quantity": 2},
+            f"consumable resource {swapped(consumable)!r} does not exist; "
+            f"did you mean {consumable!r}",
+        ),
+    ]:
+        err = client_error(call, **kwargs)
+        assert err["Code"] == "ClientException" and err["Status"] == 400, err
+        assert message in err["Message"], (kwargs, err["Message"])
+    # nothing close: no suggestion, the plain message
+    err = client_error(batch.submit_job, **{**job, "jobQueue": "zz"})
+    assert err["Message"] == "jobQueue: job queue 'zz' does not exist", err
+    every_status = [{"name": "JOB_NAME", "values": ["x"]}]
+    assert batch.list_jobs(jobQueue=queue, filters=every_status)["jobSummaryList"] == []
+    assert batch.describe_consumable_resource(consumableResource=consumable)["totalQuantity"] == 1
 
 
 def _minimal(shape: Shape) -> Any:

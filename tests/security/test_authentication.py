@@ -153,6 +153,7 @@ def test_a_revoked_key_is_refused_at_once(secure):
         ("GET", "/metrics", {}),
         ("GET", "/batchyard/v1/events", {}),
         ("GET", "/ui", {}),
+        ("GET", "/", {}),
     ],
 )
 def test_unsigned_requests_get_nothing(secure, method, path, headers):

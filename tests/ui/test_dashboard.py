@@ -174,6 +174,8 @@ def test_disable_a_queue_and_see_usage(page, batch, screenshot):
     assert page.locator("svg.chart rect.ok").count() >= 1
     hints = page.locator(".hint").all_inner_texts()
     assert any(f"{ok}:1 requests 1 vCPU" in h for h in hints), hints
+    prices = page.locator("table", has_text="per vCPU-hour").inner_text()
+    assert "$0.024" in prices and "price_vcpu_hour (default), price_gib_hour (default)" in prices
     screenshot(page, "usage")
 
 

@@ -66,14 +66,22 @@ def test_pricing_precedence():
     )
     p = Pricing(s)
     default = p.rate("anything", None)
-    assert (default.vcpu_hour, default.gib_hour, default.source) == (0.024, 0.006, "default")
+    assert (default.vcpu_hour, default.gib_hour) == (0.024, 0.006)
+    assert default.source == "price_vcpu_hour (default), price_gib_hour (default)"
     own = p.rate("own", ["m5.large"])
     assert own.vcpu_hour == 0.05 and own.gib_hour == 0.006
+    assert own.source == "compute_environment_prices.own, price_gib_hour (default)"
     typed = p.rate("typed", None)
     assert typed.vcpu_hour == 1.0 / 2 / 4 and typed.gib_hour == 1.0 / 2 / 10
+    assert typed.source == (
+        "compute_environment_prices.typed: instance_prices.big.box ($1/h for 4 vCPUs and 10 GiB)"
+    )
     # m5.large, split evenly between its 2 vCPUs and 8 GiB, gives the defaults
     m5 = p.rate("other", ["optimal", "m5.large"])
     assert abs(m5.vcpu_hour - 0.024) < 1e-12 and abs(m5.gib_hour - 0.006) < 1e-12
+    assert m5.source == "the built-in on-demand price of m5.large ($0.096/h for 2 vCPUs and 8 GiB)"
+    configured = Pricing(Settings(price_gib_hour=0.01)).rate("anything", None)
+    assert configured.source == "price_vcpu_hour (default), price_gib_hour (configured)"
 
 
 def test_charts_are_valid_svg():

@@ -41,12 +41,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, refusing (without reading on) anything larger than ``limit``."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the request body is {declared} bytes; the limit is {limit}")
+        raise PayloadTooLarge.over(limit, int(declared))
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"the request body exceeds the limit of {limit} bytes")
+            raise PayloadTooLarge.over(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 

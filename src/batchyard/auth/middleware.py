@@ -213,9 +213,7 @@ class AuthMiddleware:
     async def _body(self, scope: Scope, receive: Receive, headers: list[tuple[str, str]]) -> bytes:
         declared = next((v for k, v in headers if k == "content-length"), None)
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            raise PayloadTooLarge(
-                f"the request body is {declared} bytes; the limit is {self.limit}"
-            )
+            raise PayloadTooLarge.over(self.limit, int(declared))
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -224,7 +222,7 @@ class AuthMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.limit:
-                raise PayloadTooLarge(f"the request body exceeds the limit of {self.limit} bytes")
+                raise PayloadTooLarge.over(self.limit)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break

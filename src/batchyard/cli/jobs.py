@@ -39,8 +39,8 @@ from batchyard.cli.common import (
     span,
     styled,
 )
+from batchyard.domain.resources import INLINE_PREFIX
 
-INLINE_PREFIX = "batchyard-inline-"
 _JOB_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 DEP_TYPES = ("N_TO_N", "SEQUENTIAL")
 

@@ -113,7 +113,8 @@ def _table(summary: dict[str, Any], cost: bool) -> Table:
             t.add_column(name, justify="right")
     rows = [*summary["groups"], {**summary["total"], "key": "total"}]
     for i, g in enumerate(rows):
-        cells = [g["key"], str(g["jobs"]), str(g["attempts"]), str(g["failedAttempts"])]
+        label = g.get("label") or g["key"]
+        cells = [label, str(g["jobs"]), str(g["attempts"]), str(g["failedAttempts"])]
         if cost:
             share = g["waste"] / g["cost"] if g["cost"] else None
             cells += [
@@ -135,6 +136,33 @@ def _table(summary: dict[str, Any], cost: bool) -> Table:
     return t
 
 
+PRICE_SETTINGS = (
+    "Prices are the server's settings price_vcpu_hour and price_gib_hour (config file, or "
+    "BATCHYARD_PRICE_VCPU_HOUR / BATCHYARD_PRICE_GIB_HOUR), compute_environment_prices and "
+    "instance_prices (config file); see docs/observability.md. GPUs are not priced."
+)
+
+
+def _prices(summary: dict[str, Any]) -> None:
+    """The prices the costs were computed with, per compute environment, and where they are
+    set, so that a figure can be checked and changed."""
+    cur = summary.get("currency", "USD")
+    sym = "$" if cur == "USD" else f"{cur} "
+    out.print("\n[bold]Prices applied[/] (per hour):")
+    t = Table(box=None, show_header=False, pad_edge=False)
+    for _ in range(4):
+        t.add_column(no_wrap=False)
+    for p in summary.get("prices") or []:
+        t.add_row(
+            "  " + p["computeEnvironment"],
+            f"{sym}{p['vcpuHour']:g} per vCPU",
+            f"{sym}{p['gibHour']:g} per GiB",
+            p["source"],
+        )
+    out.print(t)
+    out.print(f"[dim]{PRICE_SETTINGS}[/]", highlight=False, soft_wrap=True)
+
+
 def _run(
     cost: bool, group_by: str, since: str, until: str | None, output: TableOutput, api: Api
 ) -> None:
@@ -154,6 +182,7 @@ def _run(
         out.print(f"No attempt ended in the period (since {since}).")
         return
     out.print(_table(summary, cost))
+    _prices(summary)
     if hints:
         out.print("\n[bold]Right-sizing[/] (95th percentile of use against the request):")
         for h in hints:

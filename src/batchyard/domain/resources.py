@@ -4,6 +4,7 @@ returns without acting on them (subnets, launch templates...), in snake_case."""
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,11 @@ CREATING, UPDATING, DELETING, DELETED, VALID, INVALID = (
 )
 MANAGED, UNMANAGED = "MANAGED", "UNMANAGED"
 ACTIVE, INACTIVE = "ACTIVE", "INACTIVE"
+# The job definitions `batchyard submit -- CMD` registers, one per distinct command (and
+# image), are named by a hash of it after this prefix.
+INLINE_PREFIX = "batchyard-inline-"
+INLINE_LABEL = "inline: "  # JobDefinition.label of such a definition: this, then its command
+LABEL_COMMAND_CHARS = 30
 
 
 @dataclass(slots=True)
@@ -89,6 +95,17 @@ class JobDefinition:
     @property
     def ref(self) -> str:
         return f"{self.name}:{self.revision}"
+
+    @property
+    def label(self) -> str:
+        """The name people read: ``name:revision``, or for an inline definition (whose name
+        is a hash) what it runs: ``inline: python3 -c 'print(1)'``, shortened."""
+        if not self.name.startswith(INLINE_PREFIX):
+            return self.ref
+        command = shlex.join((self.spec.get("container_properties") or {}).get("command") or [])
+        if len(command) > LABEL_COMMAND_CHARS:
+            command = command[: LABEL_COMMAND_CHARS - 1] + "…"
+        return INLINE_LABEL + command
 
 
 @dataclass(slots=True)

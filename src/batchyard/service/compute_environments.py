@@ -25,9 +25,10 @@ from batchyard.domain.resources import (
     ComputeEnvironment,
     Page,
 )
-from batchyard.errors import Conflict, InvalidRequest, NotFound
+from batchyard.errors import Conflict, InvalidRequest
 from batchyard.service.context import RESOURCES, Context
 from batchyard.service.pagination import cut_page, page_size
+from batchyard.service.suggest import unknown
 from batchyard.store import resources as repo
 
 PROVIDER_TAG = "batchyard:provider"
@@ -158,8 +159,8 @@ class ComputeEnvironments:
     def get(self, name: str) -> ComputeEnvironment:
         with self.ctx.store.read() as conn:
             ce = repo.compute_environment(conn, name)
-        if ce is None:
-            raise NotFound(f"compute environment {name!r} does not exist")
+            if ce is None:
+                raise unknown(conn, "compute environment", name)
         return ce
 
     def update(
@@ -174,7 +175,7 @@ class ComputeEnvironments:
         with self.ctx.store.write() as conn:
             ce = repo.compute_environment(conn, name, lock="update")
             if ce is None:
-                raise NotFound(f"compute environment {name!r} does not exist")
+                raise unknown(conn, "compute environment", name)
             if ce.status == DELETING:
                 raise Conflict(f"compute environment {name!r} is being deleted; it cannot change")
             spec = dict(ce.spec)
@@ -224,7 +225,7 @@ class ComputeEnvironments:
         with self.ctx.store.write() as conn:
             ce = repo.compute_environment(conn, name, lock="update")
             if ce is None:
-                raise NotFound(f"compute environment {name!r} does not exist")
+                raise unknown(conn, "compute environment", name)
             if ce.status == DELETING:
                 return  # already on its way out: deleting twice is not an error in AWS
             if ce.state != DISABLED:

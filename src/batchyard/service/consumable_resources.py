@@ -12,9 +12,10 @@ from sqlalchemy.exc import IntegrityError
 from batchyard.domain import checks
 from batchyard.domain.clock import now_ms
 from batchyard.domain.resources import ConsumableResource, Page
-from batchyard.errors import Conflict, InvalidRequest, NotFound
+from batchyard.errors import Conflict, InvalidRequest
 from batchyard.service.context import RESOURCES, Context
 from batchyard.service.pagination import cut_page, page_size
+from batchyard.service.suggest import unknown
 from batchyard.store import resources as repo
 
 RESOURCE_TYPES = ("REPLENISHABLE", "NON_REPLENISHABLE")
@@ -67,8 +68,8 @@ class ConsumableResources:
     def get(self, name: str) -> ConsumableResource:
         with self.ctx.store.read() as conn:
             cr = repo.consumable_resource(conn, name)
-        if cr is None:
-            raise NotFound(f"consumable resource {name!r} does not exist")
+            if cr is None:
+                raise unknown(conn, "consumable resource", name)
         return cr
 
     def update(
@@ -94,7 +95,7 @@ class ConsumableResources:
             # the row lock serializes concurrent updates (and repeats of one token) on PostgreSQL
             cr = repo.consumable_resource(conn, name, lock="update")
             if cr is None:
-                raise NotFound(f"consumable resource {name!r} does not exist")
+                raise unknown(conn, "consumable resource", name)
             if client_token is not None:
                 seen = repo.idempotent_result(
                     conn, "UpdateConsumableResource", client_token, now - CLIENT_TOKEN_TTL_MS
@@ -139,7 +140,7 @@ class ConsumableResources:
         with self.ctx.store.write() as conn:
             cr = repo.consumable_resource(conn, name, lock="update")
             if cr is None:
-                raise NotFound(f"consumable resource {name!r} does not exist")
+                raise unknown(conn, "consumable resource", name)
             if cr.in_use_quantity > 0:
                 raise Conflict(
                     f"consumable resource {name!r} is in use by running jobs "

@@ -16,11 +16,11 @@ from sqlalchemy import Connection, func, or_, select, text
 
 from batchyard.domain.clock import now_ms
 from batchyard.domain.jobs import TERMINAL, Job
-from batchyard.errors import NotFound
 from batchyard.events.outbox import Outbox
 from batchyard.service.context import Context
 from batchyard.service.jobs import JobView
 from batchyard.service.services import Services
+from batchyard.service.suggest import unknown
 from batchyard.store import jobs as repo
 from batchyard.store import resources as res
 from batchyard.store import tables as t
@@ -85,7 +85,7 @@ class Dashboard:
             if s.queue:
                 queue = res.job_queue(conn, s.queue)
                 if queue is None:
-                    raise NotFound(f"job queue {s.queue!r} does not exist")
+                    raise unknown(conn, "job queue", s.queue)
                 where.append(_j.c.queue_id == queue.id)
             if s.status:
                 where.append(_j.c.status == s.status)

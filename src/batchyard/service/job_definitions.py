@@ -10,9 +10,10 @@ from sqlalchemy.exc import IntegrityError
 from batchyard.domain import checks, requirements, retry
 from batchyard.domain.clock import now_ms
 from batchyard.domain.resources import ACTIVE, INACTIVE, JobDefinition, Page
-from batchyard.errors import Conflict, InvalidRequest, NotFound
+from batchyard.errors import Conflict, InvalidRequest
 from batchyard.service.context import RESOURCES, Context
 from batchyard.service.pagination import cut_page, page_size
+from batchyard.service.suggest import unknown, unknown_definition
 from batchyard.store import resources as repo
 
 MAX_SCHEDULING_PRIORITY = 9999
@@ -142,7 +143,7 @@ class JobDefinitions:
             if name is None:
                 raise InvalidRequest(f"{where}.consumableResource is required")
             if repo.consumable_resource(conn, name) is None:
-                raise NotFound(f"{where}: consumable resource {name!r} does not exist")
+                raise unknown(conn, "consumable resource", name, where)
             if (req.get("quantity") or 0) < 1:
                 raise InvalidRequest(f"{where}.quantity must be at least 1")
 
@@ -151,10 +152,8 @@ class JobDefinitions:
         name, revision = parse_ref(ref, field)
         with self.ctx.store.read() as conn:
             jd = repo.job_definition(conn, name, revision)
-        if jd is None:
-            if revision is None:
-                raise NotFound(f"{field}: job definition {name!r} has no ACTIVE revision")
-            raise NotFound(f"{field}: job definition {name}:{revision} does not exist")
+            if jd is None:
+                raise unknown_definition(conn, name, revision, field)
         return jd
 
     def deregister(self, ref: str) -> None:
@@ -167,7 +166,7 @@ class JobDefinitions:
         with self.ctx.store.write() as conn:
             jd = repo.job_definition(conn, name, revision)
             if jd is None:
-                raise NotFound(f"job definition {name}:{revision} does not exist")
+                raise unknown_definition(conn, name, revision)
             if jd.status == INACTIVE:
                 raise Conflict(f"job definition {name}:{revision} is already INACTIVE")
             repo.update_job_definition(conn, jd.id, status=INACTIVE)

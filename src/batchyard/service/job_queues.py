@@ -20,10 +20,11 @@ from batchyard.domain.resources import (
     JobQueue,
     Page,
 )
-from batchyard.errors import Conflict, InvalidRequest, NotFound, NotSupported
+from batchyard.errors import Conflict, InvalidRequest, NotSupported
 from batchyard.service.compute_environments import resource_family
 from batchyard.service.context import RESOURCES, Context
 from batchyard.service.pagination import cut_page, page_size
+from batchyard.service.suggest import unknown
 from batchyard.store import resources as repo
 
 MAX_PRIORITY = 1000
@@ -117,9 +118,7 @@ class JobQueues:
             seen_names.add(name)
             ce = repo.compute_environment(conn, name, lock="share")  # no delete meanwhile
             if ce is None:
-                raise NotFound(
-                    f"computeEnvironmentOrder: compute environment {name!r} does not exist"
-                )
+                raise unknown(conn, "compute environment", name, "computeEnvironmentOrder")
             if ce.status in (DELETING, DELETED):
                 raise Conflict(f"compute environment {name!r} is being deleted")
             if ce.status == INVALID:
@@ -142,7 +141,7 @@ class JobQueues:
             return None
         policy = repo.scheduling_policy(conn, name, lock="share")  # no delete meanwhile
         if policy is None:
-            raise NotFound(f"scheduling policy {name!r} does not exist")
+            raise unknown(conn, "scheduling policy", name)
         return policy.id
 
     def _time_limit_actions(self, actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -166,8 +165,8 @@ class JobQueues:
     def get(self, name: str) -> JobQueue:
         with self.ctx.store.read() as conn:
             queue = repo.job_queue(conn, name)
-        if queue is None:
-            raise NotFound(f"job queue {name!r} does not exist")
+            if queue is None:
+                raise unknown(conn, "job queue", name)
         return queue
 
     def update(
@@ -188,7 +187,7 @@ class JobQueues:
         with self.ctx.store.write() as conn:
             queue = repo.job_queue(conn, name, lock="update")
             if queue is None:
-                raise NotFound(f"job queue {name!r} does not exist")
+                raise unknown(conn, "job queue", name)
             if queue.status == DELETING:
                 raise Conflict(f"job queue {name!r} is being deleted; it cannot change")
             values: dict[str, Any] = {"updated_at": now_ms(), "status": UPDATING}
@@ -228,7 +227,7 @@ class JobQueues:
         with self.ctx.store.write() as conn:
             queue = repo.job_queue(conn, name, lock="update")
             if queue is None:
-                raise NotFound(f"job queue {name!r} does not exist")
+                raise unknown(conn, "job queue", name)
             if queue.status == DELETING:
                 return
             if queue.state != DISABLED:

@@ -15,6 +15,7 @@ from batchyard.errors import InvalidRequest, NotFound
 from batchyard.service.context import JOBS, Context
 from batchyard.service.job_definitions import parse_ref
 from batchyard.service.submit import Submission, Submitter
+from batchyard.service.suggest import unknown
 from batchyard.store import jobs as repo
 from batchyard.store import resources as res
 from batchyard.store.rows import from_row
@@ -224,7 +225,7 @@ class Jobs:
         with self.ctx.store.read() as conn:
             queue = res.job_queue(conn, queue_ref)
             if queue is None:
-                raise NotFound(f"jobQueue: job queue {queue_ref!r} does not exist")
+                raise unknown(conn, "job queue", queue_ref, "jobQueue")
             f, limit = self._filter(conn, queue, status, (filters or [None])[0], max_results)
             key = ["queue", queue.id, status, filters]
             after = self.ctx.tokens.decode(token, "ListJobs", key)
@@ -363,7 +364,7 @@ class Jobs:
         with self.ctx.store.read() as conn:
             queue = res.job_queue(conn, queue_ref)
             if queue is None:
-                raise NotFound(f"jobQueue: job queue {queue_ref!r} does not exist")
+                raise unknown(conn, "job queue", queue_ref, "jobQueue")
             head = repo.runnable_head(conn, queue.id, 100)
             used = repo.vcpus_in_use(conn, queue.id)
         return head, now_ms(), used

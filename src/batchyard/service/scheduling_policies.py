@@ -9,9 +9,10 @@ from sqlalchemy.exc import IntegrityError
 from batchyard.domain import checks
 from batchyard.domain.clock import now_ms
 from batchyard.domain.resources import Page, SchedulingPolicy
-from batchyard.errors import Conflict, InvalidRequest, NotFound
+from batchyard.errors import Conflict, InvalidRequest
 from batchyard.service.context import RESOURCES, Context
 from batchyard.service.pagination import cut_page, page_size
+from batchyard.service.suggest import unknown
 from batchyard.store import resources as repo
 
 MAX_DECAY_SECONDS = 604_800
@@ -111,7 +112,7 @@ class SchedulingPolicies:
         with self.ctx.store.write() as conn:
             policy = repo.scheduling_policy(conn, name, lock="update")
             if policy is None:
-                raise NotFound(f"scheduling policy {name!r} does not exist")
+                raise unknown(conn, "scheduling policy", name)
             spec = dict(policy.spec)
             if fairshare_policy is not None:
                 if spec.get("quota_share_policy") is not None:
@@ -134,7 +135,7 @@ class SchedulingPolicies:
         with self.ctx.store.write() as conn:
             policy = repo.scheduling_policy(conn, name, lock="update")
             if policy is None:
-                raise NotFound(f"scheduling policy {name!r} does not exist")
+                raise unknown(conn, "scheduling policy", name)
             queues = repo.queues_using_policy(conn, policy.id)
             if queues:
                 raise Conflict(

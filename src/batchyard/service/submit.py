@@ -27,6 +27,7 @@ from batchyard.domain.resources import ACTIVE, DELETED, DELETING, ENABLED, JobDe
 from batchyard.errors import Conflict, InvalidRequest, NotFound, NotSupported
 from batchyard.service.context import SUBMITTED, Context
 from batchyard.service.job_definitions import MAX_SCHEDULING_PRIORITY, parse_ref
+from batchyard.service.suggest import unknown, unknown_definition
 from batchyard.store import jobs as jobs_repo
 from batchyard.store import resources as repo
 from batchyard.store.raw import Raw, json_param
@@ -270,7 +271,7 @@ class Submitter:
     def _queue(self, conn: Connection, name: str) -> JobQueue:
         queue = repo.job_queue(conn, name)
         if queue is None or queue.status in (DELETING, DELETED):
-            raise NotFound(f"jobQueue: job queue {name!r} does not exist")
+            raise unknown(conn, "job queue", name, "jobQueue")
         if queue.state != ENABLED:
             raise Conflict(
                 f"job queue {name!r} is DISABLED and accepts no new jobs; enable it with "
@@ -282,9 +283,7 @@ class Submitter:
         name, revision = parse_ref(ref, "jobDefinition")
         jd = repo.job_definition(conn, name, revision)
         if jd is None:
-            if revision is None:
-                raise NotFound(f"jobDefinition: {name!r} has no ACTIVE revision")
-            raise NotFound(f"jobDefinition: {name}:{revision} does not exist")
+            raise unknown_definition(conn, name, revision, "jobDefinition")
         if jd.status != ACTIVE:
             raise Conflict(
                 f"jobDefinition: {jd.ref} is INACTIVE (deregistered); use an ACTIVE revision"

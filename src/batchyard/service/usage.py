@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import text
 
 from batchyard.config import Settings
+from batchyard.domain.resources import INLINE_LABEL
 from batchyard.errors import InvalidRequest
 from batchyard.service.context import Context
 from batchyard.store import resources as res
@@ -59,7 +60,7 @@ INSTANCE_PRICES: dict[str, tuple[float, float, float]] = {
 class Rate:
     vcpu_hour: float
     gib_hour: float
-    source: str  # where the price comes from, for people
+    source: str  # where the prices come from, in the settings' own names, for people
 
 
 class Pricing:
@@ -67,31 +68,59 @@ class Pricing:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.default = Rate(settings.price_vcpu_hour, settings.price_gib_hour, "default")
+        self.default = Rate(
+            settings.price_vcpu_hour,
+            settings.price_gib_hour,
+            ", ".join(self._setting(n) for n in ("price_vcpu_hour", "price_gib_hour")),
+        )
         self.instances = {k: v for k, v in INSTANCE_PRICES.items()}
         for name, p in settings.instance_prices.items():
             self.instances[name] = (p.hourly, p.vcpus, p.memory_gib)
+
+    def _setting(self, name: str) -> str:
+        """``price_gib_hour (default)``, or ``(configured)`` when a flag, variable or the
+        config file set it."""
+        state = "configured" if name in self.settings.model_fields_set else "default"
+        return f"{name} ({state})"
 
     def _instance(self, name: str) -> Rate | None:
         found = self.instances.get(name)
         if found is None:
             return None
         hourly, vcpus, gib = found
+        table = (
+            f"instance_prices.{name}"
+            if name in self.settings.instance_prices
+            else f"the built-in on-demand price of {name}"
+        )
         # half the instance's price buys its vCPUs, half its memory (m5.large: $0.024 per
         # vCPU-hour, $0.006 per GiB-hour, the defaults)
-        return Rate(hourly / 2 / vcpus, hourly / 2 / gib, f"instance type {name}")
+        return Rate(
+            hourly / 2 / vcpus,
+            hourly / 2 / gib,
+            f"{table} (${hourly:g}/h for {vcpus:g} vCPUs and {gib:g} GiB)",
+        )
 
     def rate(self, ce_name: str, instance_types: list[str] | None) -> Rate:
         own = self.settings.compute_environment_prices.get(ce_name)
         if own is not None:
+            entry = f"compute_environment_prices.{ce_name}"
             if own.instance_type:
                 found = self._instance(own.instance_type)
                 if found is not None:
-                    return found
+                    return Rate(found.vcpu_hour, found.gib_hour, f"{entry}: {found.source}")
+            missing = [
+                self._setting(name)
+                for name, value in (
+                    ("price_vcpu_hour", own.vcpu_hour),
+                    ("price_gib_hour", own.gib_hour),
+                )
+                if value is None
+            ]
             return Rate(
                 own.vcpu_hour if own.vcpu_hour is not None else self.default.vcpu_hour,
                 own.gib_hour if own.gib_hour is not None else self.default.gib_hour,
-                "compute_environment_prices",
+                ", ".join([entry, *missing]),
             )
         for name in instance_types or []:
             found = self._instance(name)
@@ -110,6 +139,7 @@ class AttemptUsage:
     attempt: int
     queue: str
     job_definition: str  # name:revision
+    job_definition_label: str  # what people read (JobDefinition.label)
     share_identifier: str | None
     compute_environment: str
     tags: dict[str, str]
@@ -127,6 +157,7 @@ class AttemptUsage:
     waste: float
     vcpu_hour: float
     gib_hour: float
+    price_source: str  # where vcpu_hour and gib_hour come from (Rate.source)
 
     @property
     def cpu_average(self) -> float | None:
@@ -148,6 +179,7 @@ class AttemptUsage:
 @dataclass(slots=True)
 class Group:
     key: str
+    label: str  # the key as people read it (an inline job definition: what it runs)
     attempts: int = 0
     jobs: int = 0
     wall_hours: float = 0.0
@@ -186,6 +218,7 @@ class Group:
         mem_eff = self.peak_gib_hours / self.measured_gib_hours if self.measured_gib_hours else None
         return {
             "key": self.key,
+            "label": self.label,
             "attempts": self.attempts,
             "jobs": self.jobs,
             "failed_attempts": self.failed_attempts,
@@ -225,7 +258,8 @@ def _fmt_vcpus(v: float) -> str:
 
 @dataclass(slots=True)
 class Hint:
-    job_definition: str
+    job_definition: str  # name:revision
+    label: str  # what people read (JobDefinition.label)
     resource: str  # vcpus or memory
     kind: str  # over-request, under-request
     requested: float
@@ -238,6 +272,30 @@ class Hint:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class _Named:
+    """A job definition as a hint names it."""
+
+    ref: str
+    label: str
+
+    @property
+    def inline(self) -> bool:
+        return self.label.startswith(INLINE_LABEL)
+
+    @property
+    def subject(self) -> str:
+        """``job definition etl:3``; an inline one by the command that submits it, since
+        that command is where its request is changed."""
+        if self.inline:
+            return f"`batchyard submit -- {self.label.removeprefix(INLINE_LABEL)}`"
+        return f"job definition {self.ref}"
+
+    def flag(self, name: str, value: str) -> str:
+        """How to ask for ``value`` on an inline job's command line (nothing for the others)."""
+        return f" ({name} {value})" if self.inline else ""
 
 
 def parse_since(value: str | None, default_ms: int, now: int) -> int:
@@ -334,6 +392,7 @@ class Usage:
                 attempt=number,
                 queue=queues.get(qid, f"#{qid}"),
                 job_definition=jd.ref if jd is not None else f"#{did}",
+                job_definition_label=jd.label if jd is not None else f"#{did}",
                 share_identifier=share,
                 compute_environment=ce,
                 tags=tags,
@@ -351,6 +410,7 @@ class Usage:
                 waste=waste,
                 vcpu_hour=rate.vcpu_hour,
                 gib_hour=rate.gib_hour,
+                price_source=rate.source,
             )
 
     # ---- summaries -----------------------------------------------------------------------
@@ -360,14 +420,23 @@ class Usage:
         ``compute_environment``, ``job`` or ``tag:<key>``."""
         key = _grouping(group_by)
         groups: dict[str, Group] = {}
-        total = Group("total")
+        total = Group("total", "total")
+        prices: dict[str, dict[str, Any]] = {}
         for a in self.attempts(since, until):
             k = key(a)
             g = groups.get(k)
             if g is None:
-                g = groups[k] = Group(k)
+                label = a.job_definition_label if group_by == "job_definition" else k
+                g = groups[k] = Group(k, label)
             g.add(a)
             total.add(a)
+            if a.compute_environment not in prices:
+                prices[a.compute_environment] = {
+                    "compute_environment": a.compute_environment,
+                    "vcpu_hour": a.vcpu_hour,
+                    "gib_hour": a.gib_hour,
+                    "source": a.price_source,
+                }
         ordered = sorted(groups.values(), key=lambda g: (-g.cost, g.key))
         if group_by == "day":
             ordered = sorted(groups.values(), key=lambda g: g.key)
@@ -378,6 +447,8 @@ class Usage:
             "currency": self.ctx.settings.currency,
             "groups": [g.as_dict() for g in ordered],
             "total": total.as_dict(),
+            # the prices the costs were computed with, per compute environment of the period
+            "prices": [prices[ce] for ce in sorted(prices)],
         }
 
     def hints(self, since: int, until: int, min_attempts: int = MIN_ATTEMPTS) -> list[Hint]:
@@ -386,16 +457,16 @@ class Usage:
         for a in self.attempts(since, until):
             if a.wall_seconds >= MIN_WALL:
                 by_def[(a.job_definition, a.vcpus, a.memory_mib)].append(a)
-        days = (until - since) / 86_400_000
-        period = f"the last {days:g} days" if days >= 2 else f"the last {round(days * 24):g} hours"
+        period = _period(until - since)
         hints: list[Hint] = []
         for (jd, vcpus, mem), group in sorted(by_def.items()):
-            hints += self._cpu_hint(jd, vcpus, group, min_attempts, period)
-            hints += self._memory_hint(jd, mem, group, min_attempts, period)
+            named = _Named(jd, group[0].job_definition_label)
+            hints += self._cpu_hint(named, vcpus, group, min_attempts, period)
+            hints += self._memory_hint(named, mem, group, min_attempts, period)
         return sorted(hints, key=lambda h: (-h.saving, h.job_definition, h.resource))
 
     def _cpu_hint(
-        self, jd: str, vcpus: float, group: list[AttemptUsage], least: int, period: str
+        self, jd: _Named, vcpus: float, group: list[AttemptUsage], least: int, period: str
     ) -> list[Hint]:
         use = [a.cpu_average for a in group if a.cpu_average is not None]
         if len(use) < least:
@@ -411,7 +482,8 @@ class Usage:
             saving = (vcpus - suggested) * price * hours
             return [
                 Hint(
-                    jd,
+                    jd.ref,
+                    jd.label,
                     "vcpus",
                     "over-request",
                     vcpus,
@@ -420,17 +492,19 @@ class Usage:
                     suggested,
                     n,
                     saving,
-                    f"job definition {jd} requests {_fmt_vcpus(vcpus)}; p95 use {p95:.2f} "
+                    f"{jd.subject} requests {_fmt_vcpus(vcpus)}; p95 use {p95:.2f} "
                     f"(max {top:.2f}) over {n} attempts in {period}. Request "
-                    f"{_fmt_vcpus(suggested)}: {self._money(saving)} less reserved over the "
-                    "same period.",
+                    f"{_fmt_vcpus(suggested)}{jd.flag('--vcpus', f'{suggested:g}')}: "
+                    f"{self._money(saving)} less reserved over the same period, at "
+                    f"{self._price(price)} per vCPU-hour.",
                 )
             ]
         if p95 > vcpus * 1.1:
             suggested = _round_vcpus(p95)
             return [
                 Hint(
-                    jd,
+                    jd.ref,
+                    jd.label,
                     "vcpus",
                     "under-request",
                     vcpus,
@@ -439,16 +513,16 @@ class Usage:
                     suggested,
                     n,
                     0.0,
-                    f"job definition {jd} requests {_fmt_vcpus(vcpus)} but uses more: p95 "
+                    f"{jd.subject} requests {_fmt_vcpus(vcpus)} but uses more: p95 "
                     f"{p95:.2f} (max {top:.2f}) over {n} attempts in {period}. vCPUs are "
                     f"accounted, not enforced, so it takes CPU from other jobs; request "
-                    f"{_fmt_vcpus(suggested)}.",
+                    f"{_fmt_vcpus(suggested)}{jd.flag('--vcpus', f'{suggested:g}')}.",
                 )
             ]
         return []
 
     def _memory_hint(
-        self, jd: str, mem: int, group: list[AttemptUsage], least: int, period: str
+        self, jd: _Named, mem: int, group: list[AttemptUsage], least: int, period: str
     ) -> list[Hint]:
         measured = [a for a in group if a.peak_memory_mib is not None]
         if len(measured) < least:
@@ -468,7 +542,8 @@ class Usage:
             )
             return [
                 Hint(
-                    jd,
+                    jd.ref,
+                    jd.label,
                     "memory",
                     "under-request",
                     mem,
@@ -477,8 +552,8 @@ class Usage:
                     suggested,
                     n,
                     0.0,
-                    f"job definition {jd} requests {mem} MiB; {why} in {period}. Request "
-                    f"{suggested} MiB.",
+                    f"{jd.subject} requests {mem} MiB; {why} in {period}. Request "
+                    f"{suggested} MiB{jd.flag('--memory', str(suggested))}.",
                 )
             ]
         if p95 < mem / 2:
@@ -488,7 +563,8 @@ class Usage:
             saving = (mem - suggested) / 1024 * price * hours
             return [
                 Hint(
-                    jd,
+                    jd.ref,
+                    jd.label,
                     "memory",
                     "over-request",
                     mem,
@@ -497,16 +573,24 @@ class Usage:
                     suggested,
                     n,
                     saving,
-                    f"job definition {jd} requests {mem} MiB; p95 peak {p95:.0f} MiB (max "
-                    f"{top:.0f}) over {n} attempts in {period}. Request {suggested} MiB: "
-                    f"{self._money(saving)} less reserved over the same period.",
+                    f"{jd.subject} requests {mem} MiB; p95 peak {p95:.0f} MiB (max "
+                    f"{top:.0f}) over {n} attempts in {period}. Request {suggested} MiB"
+                    f"{jd.flag('--memory', str(suggested))}: {self._money(saving)} less "
+                    f"reserved over the same period, at {self._price(price)} per GiB-hour.",
                 )
             ]
         return []
 
-    def _money(self, amount: float) -> str:
+    def _symbol(self) -> str:
         cur = self.ctx.settings.currency
-        sym = "$" if cur == "USD" else f"{cur} "
+        return "$" if cur == "USD" else f"{cur} "
+
+    def _price(self, amount: float) -> str:
+        """A price as configured (``$0.024``): never rounded to cents."""
+        return f"{self._symbol()}{amount:g}"
+
+    def _money(self, amount: float) -> str:
+        sym = self._symbol()
         if amount == 0:
             return f"{sym}0"
         return f"{sym}{amount:.2f}" if amount >= 0.01 else f"{sym}{small_amount(amount)}"
@@ -518,6 +602,16 @@ def small_amount(v: float) -> str:
 
     digits = max(2, 1 - math.floor(math.log10(abs(v))))
     return f"{v:.{digits}f}"
+
+
+def _period(ms: int) -> str:
+    """``the last 7 days``, ``the last 12 hours``, ``the last hour``, ``the last 30 minutes``."""
+    days, hours, minutes = ms / 86_400_000, round(ms / 3_600_000), round(ms / 60_000)
+    if days >= 2:
+        return f"the last {days:g} days"
+    if hours >= 2:
+        return f"the last {hours} hours"
+    return "the last hour" if minutes >= 45 else f"the last {max(1, minutes)} minutes"
 
 
 def _grouping(group_by: str) -> Any:

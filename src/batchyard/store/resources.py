@@ -393,6 +393,29 @@ def delete_consumable_resource(conn: Connection, cr_id: int) -> None:
     conn.execute(delete(_cr).where(_cr.c.id == cr_id))
 
 
+# ---- names ----------------------------------------------------------------------------------
+
+Kind = Literal[
+    "job queue", "compute environment", "job definition", "scheduling policy", "consumable resource"
+]
+
+
+def names(conn: Connection, kind: Kind) -> list[str]:
+    """Every name of a kind that a request could name now (live queues, job definitions
+    with an ACTIVE revision): the candidates for a "did you mean"."""
+    table, live = {
+        "job queue": (_jq, _jq.c.status.not_in([DELETING, DELETED])),
+        "compute environment": (_ce, None),
+        "job definition": (_jd, _jd.c.status == "ACTIVE"),
+        "scheduling policy": (_sp, None),
+        "consumable resource": (_cr, None),
+    }[kind]
+    q = select(table.c.name).distinct()
+    if live is not None:
+        q = q.where(live)
+    return [r.name for r in conn.execute(q)]
+
+
 # ---- idempotency tokens ---------------------------------------------------------------------
 
 _idem = t.idempotency_tokens

@@ -21,6 +21,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute
 
+from batchyard.api import index
+
 if TYPE_CHECKING:
     from batchyard.server import Runtime
 
@@ -32,12 +34,15 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
 
 
 def root(api: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-    """``GET /``: a browser (it accepts HTML) is sent to the dashboard; any other client gets
-    the AWS API's answer, as before."""
+    """``GET /``: a browser (it accepts HTML) is sent to the dashboard; a request naming an
+    AWS operation (``X-Amz-Target``) goes to the API; any other client gets a short page
+    saying where the dashboard and the API are (api/index.py)."""
 
     async def handle(request: Request) -> Response:
         if "text/html" in request.headers.get("accept", ""):
             return RedirectResponse("/ui", status_code=307)
-        return await api(request)
+        if "x-amz-target" in request.headers:
+            return await api(request)
+        return index.page(request)
 
     return handle

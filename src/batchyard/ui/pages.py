@@ -592,10 +592,7 @@ class Pages:
             "groups": ["queue", "job_definition", "share_identifier", "compute_environment", "day"],
             "chart": chart,
             "hints": hints,
-            "prices": {
-                "vcpu_hour": self.rt.settings.price_vcpu_hour,
-                "gib_hour": self.rt.settings.price_gib_hour,
-            },
+            "prices": self.rt.usage.pricing.default,
         }
 
     def events(self, _request: Request) -> tuple[str, dict[str, Any]]:
