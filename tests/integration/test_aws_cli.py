@@ -165,6 +165,22 @@ def tags_and_listing_every_page(server, batch, unique):
     assert len(listed) == len({p["arn"] for p in listed})
 
 
+def empty_tags(server, batch, unique):
+    # what a workflow engine sends for every definition; AWS accepts it
+    name = unique("cli-jd")
+    aws(
+        server,
+        "register-job-definition",
+        "--job-definition-name", name,
+        "--type", "container",
+        "--container-properties", as_json(CONTAINER),
+        "--tags", "{}",
+    )  # fmt: skip
+    target = arn("job-definition", f"{name}:1")
+    assert aws(server, "tag-resource", "--resource-arn", target, "--tags", "{}") == {}
+    assert aws(server, "list-tags-for-resource", "--resource-arn", target) == {"tags": {}}
+
+
 FLOWS = [
     compute_environment,
     job_queue,
@@ -172,6 +188,7 @@ FLOWS = [
     scheduling_policy,
     consumable_resource,
     tags_and_listing_every_page,
+    empty_tags,
 ]
 
 

@@ -1,0 +1,94 @@
+"""Exactly as strict as AWS, no stricter: what AWS accepts (an empty tags map, a member a newer
+SDK sends, a SEQUENTIAL dependency naming a job, cancelling an unknown job) works through
+boto3, the AWS CLI and raw HTTP; what AWS refuses (an oversized job payload, an unknown
+instance type) is refused with a message that says what to do."""
+
+from __future__ import annotations
+
+import uuid
+
+import orjson
+from helpers import arn, client_error, describe_ce, make_queue, register_jd, wait_for
+
+
+def post(server, path: str, body: dict):
+    with server.http() as http:
+        return http.post(
+            path, content=orjson.dumps(body), headers={"content-type": "application/json"}
+        )
+
+
+def test_empty_tags_maps_are_accepted_everywhere(batch, unique):
+    ce, queue, jd, policy, consumable = (unique(k) for k in ("ce", "q", "jd", "sp", "cr"))
+    # AWS accepts tags={} (the model's min of 1 entry is not enforced, nor checked by boto3)
+    batch.create_compute_environment(
+        computeEnvironmentName=ce,
+        type="MANAGED",
+        computeResources={"type": "EC2", "maxvCpus": 2, "minvCpus": 0, "capacityTags": {}},
+        tags={},
+    )
+    wait_for(lambda: describe_ce(batch, ce)["status"] == "VALID", what="VALID")
+    make_queue(batch, queue, [ce], tags={})
+    register_jd(batch, jd, tags={})
+    batch.create_scheduling_policy(name=policy, tags={})
+    batch.create_consumable_resource(consumableResourceName=consumable, totalQuantity=1, tags={})
+    job = batch.submit_job(jobName="j", jobQueue=queue, jobDefinition=jd, tags={})["jobId"]
+    targets = [
+        arn("compute-environment", ce),
+        arn("job-queue", queue),
+        arn("job-definition", f"{jd}:1"),
+        arn("scheduling-policy", policy),
+        arn("consumable-resource", consumable),
+        arn("job", job),
+    ]
+    for target in targets:
+        batch.tag_resource(resourceArn=target, tags={})
+        assert batch.list_tags_for_resource(resourceArn=target)["tags"] == {}, target
+
+
+def test_unknown_members_are_ignored_and_logged_once(server, batch, unique):
+    # boto3 refuses unknown members before sending; a newer SDK would send them
+    field = f"newerSdkField{uuid.uuid4().hex[:8]}"
+    names = [unique("sp"), unique("sp")]
+    for name in names:
+        r = post(
+            server,
+            "/v1/createschedulingpolicy",
+            {
+                "name": name,
+                field: {"anything": [1, 2]},
+                "fairsharePolicy": {
+                    "shareDecaySeconds": 60,
+                    "shareDistribution": [{"shareIdentifier": "a", field: True}],
+                },
+            },
+        )
+        assert r.status_code == 200, r.text
+    policies = batch.describe_scheduling_policies(arns=names)["schedulingPolicies"]
+    assert [p["fairsharePolicy"]["shareDistribution"] for p in policies] == [
+        [{"shareIdentifier": "a"}]
+    ] * 2
+    log = server.log_path.read_text(errors="replace")
+    for path in (field, f"fairsharePolicy.shareDistribution[].{field}"):
+        line = f"CreateSchedulingPolicy: ignored the member {path},"
+        assert log.count(line) == 1, (line, log[-3000:])
+
+
+def test_maximum_lengths_aws_does_not_enforce_are_accepted(batch, unique):
+    name = unique("cr")
+    batch.create_consumable_resource(consumableResourceName=name, totalQuantity=1)
+    token = "t" * 100  # the model says at most 64; AWS's limit is not known, botocore checks none
+    batch.update_consumable_resource(
+        consumableResource=name, operation="SET", quantity=2, clientToken=token
+    )
+    assert batch.describe_consumable_resource(consumableResource=name)["totalQuantity"] == 2
+
+
+def test_tag_restrictions_are_still_refused(batch, unique):
+    name = unique("sp")
+    err = client_error(batch.create_scheduling_policy, name=name, tags={"k": "v" * 257})
+    assert "tags.k: has 257 characters; at most 256 allowed" in err["Message"]
+    err = client_error(
+        batch.create_scheduling_policy, name=name, tags={f"k{i}": "v" for i in range(51)}
+    )
+    assert "tags: has 51 entries; at most 50 allowed" in err["Message"]
