@@ -8,7 +8,15 @@ from __future__ import annotations
 import uuid
 
 import orjson
-from helpers import arn, client_error, describe_ce, make_queue, register_jd, wait_for
+from helpers import (
+    arn,
+    client_error,
+    describe_ce,
+    make_ce,
+    make_queue,
+    register_jd,
+    wait_for,
+)
 
 
 def post(server, path: str, body: dict):
@@ -92,3 +100,32 @@ def test_tag_restrictions_are_still_refused(batch, unique):
         batch.create_scheduling_policy, name=name, tags={f"k{i}": "v" for i in range(51)}
     )
     assert "tags: has 51 entries; at most 50 allowed" in err["Message"]
+
+
+def test_job_payload_limits_are_aws_quotas(server, batch, unique):
+    queue_ce, queue, jd = unique("ce"), unique("q"), unique("jd")
+    make_ce(batch, queue_ce)
+    make_queue(batch, queue, [queue_ce])
+    register_jd(batch, jd, parameters={"blob": "x" * (23 * 1024)})  # under 24 KiB
+    err = client_error(register_jd, batch, unique("jd"), parameters={"blob": "x" * (25 * 1024)})
+    assert err["Status"] == 400 and err["Code"] == "ClientException"
+    message = err["Message"]
+    assert "the RegisterJobDefinition request is 25," in message
+    assert "AWS Batch limits a job definition to 24 KiB (24,576 bytes)" in message
+    assert "Pass large inputs through a file or an S3 object" in message
+
+    submit = {"jobName": "big", "jobQueue": queue, "jobDefinition": jd}
+    batch.submit_job(**submit, parameters={"blob": "x" * (29 * 1024)})  # under 30 KiB
+    err = client_error(batch.submit_job, **submit, parameters={"blob": "x" * (40 * 1024)})
+    assert "the SubmitJob request is 41," in err["Message"]
+    assert "AWS Batch limits a job payload to 30 KiB (30,720 bytes)" in err["Message"]
+    listed = batch.list_jobs(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": ["big"]}])
+    assert len(listed["jobSummaryList"]) == 1  # the refused one was not created
+
+    # the size is the request's JSON without insignificant white space
+    body = {**submit, "parameters": {"blob": "x" * (29 * 1024)}}
+    pretty = orjson.dumps(body, option=orjson.OPT_INDENT_2).replace(b"\n", b"\n" + b" " * 2000)
+    assert len(pretty) > 30 * 1024
+    with server.http() as http:
+        r = http.post("/v1/submitjob", content=pretty, headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text
