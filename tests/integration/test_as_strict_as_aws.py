@@ -129,3 +129,44 @@ def test_job_payload_limits_are_aws_quotas(server, batch, unique):
     with server.http() as http:
         r = http.post("/v1/submitjob", content=pretty, headers={"content-type": "application/json"})
     assert r.status_code == 200, r.text
+
+
+def test_instance_types_are_checked_as_aws_checks_them(batch, unique):
+    name = unique("ce")
+    good = ["c5.xlarge", "m6g", "p2", "optimal", "default_x86_64", "default_arm64"]
+    resources = {"type": "EC2", "maxvCpus": 2, "minvCpus": 0}
+    err = client_error(
+        batch.create_compute_environment,
+        computeEnvironmentName=name,
+        type="MANAGED",
+        computeResources={**resources, "instanceTypes": ["c5", "c5.xlarg", "zz9.huge"]},
+    )
+    assert err["Status"] == 400
+    message = err["Message"]
+    assert "instanceTypes[1]: 'c5.xlarg' is not an EC2 instance type or family" in message
+    assert "(did you mean c5.xlarge" in message
+    assert "instanceTypes[2]: 'zz9.huge' is not an EC2 instance type or family." in message
+    assert "instanceTypes[0]" not in message
+    assert describe_ce(batch, name) is None
+
+    batch.create_compute_environment(
+        computeEnvironmentName=name,
+        type="MANAGED",
+        computeResources={**resources, "instanceTypes": good},
+    )
+    wait_for(lambda: describe_ce(batch, name)["status"] == "VALID", what="VALID")
+    err = client_error(
+        batch.update_compute_environment,
+        computeEnvironment=name,
+        computeResources={"instanceTypes": ["optimal", "default_x86"]},
+    )
+    assert "'default_x86' is not an EC2 instance type or family" in err["Message"]
+    assert "did you mean default_x86_64" in err["Message"]
+    assert describe_ce(batch, name)["computeResources"]["instanceTypes"] == good
+    batch.update_compute_environment(
+        computeEnvironment=name, computeResources={"instanceTypes": ["m5.large"]}
+    )
+    wait_for(
+        lambda: describe_ce(batch, name)["computeResources"]["instanceTypes"] == ["m5.large"],
+        what="the update",
+    )
