@@ -14,8 +14,11 @@ from helpers import (
     describe_ce,
     make_ce,
     make_queue,
+    register,
     register_jd,
+    setup_queue,
     wait_for,
+    wait_job,
 )
 
 
@@ -170,3 +173,45 @@ def test_instance_types_are_checked_as_aws_checks_them(batch, unique):
         lambda: describe_ce(batch, name)["computeResources"]["instanceTypes"] == ["m5.large"],
         what="the update",
     )
+
+
+def test_sequential_with_a_job_id_is_a_plain_dependency(batch, unique, tmp_path):
+    queue = setup_queue(batch, unique, max_vcpus=4)
+    gate = tmp_path / "open"
+    first_jd = register(
+        batch, unique, ["sh", "-c", 'until [ -e "$1" ]; do sleep 0.02; done', "sh", str(gate)]
+    )
+    then_jd = register(batch, unique, ["true"])
+    first = batch.submit_job(jobName="first", jobQueue=queue, jobDefinition=first_jd)["jobId"]
+    after = {"dependsOn": [{"jobId": first, "type": "SEQUENTIAL"}]}
+    single = batch.submit_job(jobName="single", jobQueue=queue, jobDefinition=then_jd, **after)
+    array = batch.submit_job(
+        jobName="array",
+        jobQueue=queue,
+        jobDefinition=then_jd,
+        arrayProperties={"size": 3},
+        **after,
+    )
+    waiting = [single["jobId"], array["jobId"]] + [f"{array['jobId']}:{i}" for i in range(3)]
+    for job in batch.describe_jobs(jobs=waiting)["jobs"]:
+        # the whole array waits for the job named, its children not for each other
+        assert job["status"] == "PENDING", job["jobId"]
+        if job["jobId"] != array["jobId"]:
+            assert job["statusReason"] == f"Waiting for dependencies: {first}", job["jobId"]
+    gate.touch()
+    assert wait_job(batch, first)["status"] == "SUCCEEDED"
+    for job_id in (single["jobId"], array["jobId"]):
+        assert wait_job(batch, job_id)["status"] == "SUCCEEDED"
+
+    failing = batch.submit_job(
+        jobName="fails", jobQueue=queue, jobDefinition=register(batch, unique, ["false"])
+    )
+    dependent = batch.submit_job(
+        jobName="dependent",
+        jobQueue=queue,
+        jobDefinition=then_jd,
+        dependsOn=[{"jobId": failing["jobId"], "type": "SEQUENTIAL"}],
+    )
+    job = wait_job(batch, dependent["jobId"])
+    assert job["status"] == "FAILED"
+    assert job["statusReason"] == f"Dependent job {failing['jobId']} failed"

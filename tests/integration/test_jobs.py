@@ -252,6 +252,7 @@ def test_submit_refusals_change_nothing(batch, unique):
         ({"arrayProperties": {"size": 10_001}}, "between 2 and 10000"),
         ({"dependsOn": [{"jobId": "nope"}]}, "does not exist"),
         ({"dependsOn": [{"type": "SEQUENTIAL"}]}, "only for array jobs"),
+        ({"dependsOn": [{"jobId": "nope", "type": "SEQUENTIAL"}]}, "job nope does not exist"),
         ({"timeout": {"attemptDurationSeconds": 0}}, "minimum"),
         ({"retryStrategy": {"attempts": 11}}, "between 1 and 10"),
         (
