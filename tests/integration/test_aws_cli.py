@@ -181,6 +181,13 @@ def empty_tags(server, batch, unique):
     assert aws(server, "list-tags-for-resource", "--resource-arn", target) == {"tags": {}}
 
 
+def stopping_an_unknown_job(server, batch, unique):
+    # AWS answers success: "the API operation still succeeds, even if no job is cancelled"
+    job = unique("no-such-job")
+    assert aws(server, "cancel-job", "--job-id", job, "--reason", "r") == {}
+    assert aws(server, "terminate-job", "--job-id", job, "--reason", "r") == {}
+
+
 FLOWS = [
     compute_environment,
     job_queue,
@@ -189,6 +196,7 @@ FLOWS = [
     consumable_resource,
     tags_and_listing_every_page,
     empty_tags,
+    stopping_an_unknown_job,
 ]
 
 
