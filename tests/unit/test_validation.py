@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batchyard.api.model import batch_model
+from batchyard.api.model import batch_model, logs_model
 from batchyard.api.validation import validate
 from batchyard.errors import InvalidRequest
 from support.strategies import wire_values
@@ -267,3 +267,12 @@ def test_a_wrong_type_anywhere_is_refused_and_located(data):
         target = target[step]
     target[route[-1]] = WRONG[leaf.type_name]
     assert f"{path}: expected" in problem(name, broken)
+
+
+def test_cloudwatch_logs_requests_keep_every_limit_of_their_model():
+    # CloudWatch Logs validates its own model ("1 validation error detected"), AWS Batch not
+    op = logs_model().operation_model("FilterLogEvents")
+    params = {"logGroupName": "g", "logStreamNames": [f"s{i}" for i in range(101)]}
+    with pytest.raises(InvalidRequest) as caught:
+        validate(params, op.input_shape, "FilterLogEvents", every_limit=True)
+    assert "logStreamNames: has 101 items; at most 100 allowed" in caught.value.message

@@ -61,7 +61,8 @@ def _show(value: Any) -> str:
 
 
 class _Validator:
-    def __init__(self) -> None:
+    def __init__(self, every_limit: bool) -> None:
+        self.every_limit = every_limit
         self.errors: list[str] = []
         self.ignored: list[str] = []  # paths of the unknown members dropped
 
@@ -160,8 +161,8 @@ class _Validator:
             self.fail(path, f"expected true or false, got {_kind(value)} {_show(value)}")
 
     def _size(self, size: int, shape: Shape, path: str, unit: str, lower: bool = True) -> None:
-        lo = shape.metadata.get("min") if lower else None
-        hi = shape.metadata.get("max") if shape.name in _MAX_ENFORCED else None
+        lo = shape.metadata.get("min") if lower or self.every_limit else None
+        hi = shape.metadata.get("max") if self.every_limit or shape.name in _MAX_ENFORCED else None
         if lo is not None and size < lo:
             self.fail(path, f"has {size} {unit}; at least {lo} required")
         if hi is not None and size > hi:
@@ -212,14 +213,17 @@ def _warn_ignored(operation: str, paths: list[str]) -> None:
             )
 
 
-def validate(params: Any, shape: Shape | None, operation: str) -> None:
+def validate(params: Any, shape: Shape | None, operation: str, every_limit: bool = False) -> None:
     """Raise :class:`InvalidRequest` listing every way ``params`` breaks ``shape``.
 
+    ``every_limit`` enforces every ``min`` and ``max`` the model states, for a service that
+    validates its own model (CloudWatch Logs answers "1 validation error detected" for them);
+    AWS Batch does not, so by default only the limits it is known to apply are checked.
     Members ``shape`` does not have are removed from ``params`` (in place) and logged.
     """
     if shape is None:
         return
-    v = _Validator()
+    v = _Validator(every_limit)
     v.check(params, shape, "")
     if v.ignored:
         _warn_ignored(operation, v.ignored)
