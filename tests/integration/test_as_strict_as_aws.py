@@ -215,3 +215,20 @@ def test_sequential_with_a_job_id_is_a_plain_dependency(batch, unique, tmp_path)
     job = wait_job(batch, dependent["jobId"])
     assert job["status"] == "FAILED"
     assert job["statusReason"] == f"Dependent job {failing['jobId']} failed"
+
+
+def test_log_requests_ignore_unknown_members_too(server):
+    field = f"newerSdkField{uuid.uuid4().hex[:8]}"
+    with server.http() as http:
+        r = http.post(
+            "/",
+            content=orjson.dumps({"logGroupNamePrefix": "/aws/batch", field: 1}),
+            headers={
+                "content-type": "application/x-amz-json-1.1",
+                "x-amz-target": "Logs_20140328.DescribeLogGroups",
+            },
+        )
+    assert r.status_code == 200, r.text
+    assert "/aws/batch/job" in [g["logGroupName"] for g in r.json()["logGroups"]]
+    log = server.log_path.read_text(errors="replace")
+    assert f"DescribeLogGroups: ignored the member {field}," in log
