@@ -276,3 +276,15 @@ def test_cloudwatch_logs_requests_keep_every_limit_of_their_model():
     with pytest.raises(InvalidRequest) as caught:
         validate(params, op.input_shape, "FilterLogEvents", every_limit=True)
     assert "logStreamNames: has 101 items; at most 100 allowed" in caught.value.message
+
+
+def test_the_memory_of_logged_members_is_bounded(caplog):
+    caplog.set_level(logging.WARNING, logger="batchyard.api")
+    for i in range(1025):  # one more than the server remembers
+        accepted("DescribeJobQueues", {f"bounded{i}": 1})
+    caplog.clear()
+    accepted("DescribeJobQueues", {"bounded0": 1})  # forgotten, so logged again
+    accepted("DescribeJobQueues", {"bounded1024": 1})  # remembered
+    assert [r.getMessage().split(",")[0] for r in caplog.records] == [
+        "DescribeJobQueues: ignored the member bounded0"
+    ]
