@@ -278,13 +278,25 @@ def test_cloudwatch_logs_requests_keep_every_limit_of_their_model():
     assert "logStreamNames: has 101 items; at most 100 allowed" in caught.value.message
 
 
-def test_the_memory_of_logged_members_is_bounded(caplog):
+def test_unknown_members_logged_are_bounded(caplog):
     caplog.set_level(logging.WARNING, logger="batchyard.api")
-    for i in range(1025):  # one more than the server remembers
-        accepted("DescribeJobQueues", {f"bounded{i}": 1})
-    caplog.clear()
-    accepted("DescribeJobQueues", {"bounded0": 1})  # forgotten, so logged again
-    accepted("DescribeJobQueues", {"bounded1024": 1})  # remembered
-    assert [r.getMessage().split(",")[0] for r in caplog.records] == [
-        "DescribeJobQueues: ignored the member bounded0"
+
+    def logged(params: dict[str, Any]) -> list[str]:
+        caplog.clear()
+        accepted("DescribeJobQueues", params)
+        return [r.getMessage().split(",")[0] for r in caplog.records]
+
+    # ten lines a request, then a count; the rest are named by the requests that follow
+    lines = logged({f"many{i}": 1 for i in range(12)})
+    assert lines[:10] == [f"DescribeJobQueues: ignored the member many{i}" for i in range(10)]
+    assert lines[10:] == [
+        "DescribeJobQueues: ignored 2 more unknown members in one request (not logged one by one)"
     ]
+    assert logged({f"many{i}": 1 for i in range(12)}) == [
+        "DescribeJobQueues: ignored the member many10",
+        "DescribeJobQueues: ignored the member many11",
+    ]
+    # the server remembers the last 1,024 members it logged
+    for i in range(0, 1024, 10):
+        logged({f"bounded{k}": 1 for k in range(i, min(i + 10, 1024))})
+    assert logged({"many0": 1, "bounded1023": 1}) == ["DescribeJobQueues: ignored the member many0"]

@@ -185,6 +185,10 @@ class _Once:
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._lock = threading.Lock()
 
+    def known(self, key: tuple[str, str]) -> bool:
+        with self._lock:
+            return key in self._seen
+
     def first(self, key: tuple[str, str]) -> bool:
         with self._lock:
             if key in self._seen:
@@ -200,17 +204,30 @@ _once = _Once()
 
 
 def _warn_ignored(operation: str, paths: list[str]) -> None:
+    """One warning per new (operation, member), at most ``_MAX_REPORTED`` a request; the
+    rest are counted, and named by a later request that sends them."""
+    new, more = [], 0
     for raw in dict.fromkeys(_INDEX.sub("[]", p) for p in paths):
         path = raw.encode("unicode_escape").decode("ascii")
         path = path if len(path) <= 200 else path[:197] + "..."
-        if _once.first((operation, path)):
-            log.warning(
-                "%s: ignored the member %s, which the AWS Batch model this server serves does "
-                "not have (AWS ignores unknown members too; a newer SDK may send it). "
-                "Logged once per operation and member.",
-                operation,
-                path,
-            )
+        if len(new) >= _MAX_REPORTED:
+            more += not _once.known((operation, path))
+        elif _once.first((operation, path)):
+            new.append(path)
+    for path in new:
+        log.warning(
+            "%s: ignored the member %s, which this server's model of the operation does not "
+            "have (AWS ignores unknown members too; a newer SDK may send it). Logged once per "
+            "operation and member.",
+            operation,
+            path,
+        )
+    if more:
+        log.warning(
+            "%s: ignored %d more unknown members in one request (not logged one by one)",
+            operation,
+            more,
+        )
 
 
 def validate(params: Any, shape: Shape | None, operation: str, every_limit: bool = False) -> None:
