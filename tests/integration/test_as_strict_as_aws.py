@@ -1,7 +1,7 @@
 """Exactly as strict as AWS, no stricter: what AWS accepts (an empty tags map, a member a newer
-SDK sends, a SEQUENTIAL dependency naming a job, cancelling an unknown job) works through
-boto3, the AWS CLI and raw HTTP; what AWS refuses (an oversized job payload, an unknown
-instance type) is refused with a message that says what to do."""
+SDK sends, a SEQUENTIAL dependency naming a job) works through boto3 and raw HTTP; what AWS
+refuses (an oversized job payload, an unknown instance type) is refused with a message that
+says what to do. (Cancelling an unknown job: test_jobs.py and test_aws_cli.py.)"""
 
 from __future__ import annotations
 
