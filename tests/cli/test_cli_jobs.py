@@ -215,3 +215,6 @@ def test_cancel_and_terminate(cli, cli_server, unique):
     r = cli("terminate", running, "no-such-job")
     assert r.code == 1, r
     assert "already FAILED" in r.stdout and "no-such-job: no such job" in r.stderr
+    # the API answers success for an unknown id, as AWS does; the CLI still says so
+    r = cli("cancel", "no-such-job")
+    assert r.code == 1 and "no-such-job: no such job" in r.stderr, r

@@ -165,6 +165,29 @@ def tags_and_listing_every_page(server, batch, unique):
     assert len(listed) == len({p["arn"] for p in listed})
 
 
+def empty_tags(server, batch, unique):
+    # what a workflow engine sends for every definition; AWS accepts it
+    name = unique("cli-jd")
+    aws(
+        server,
+        "register-job-definition",
+        "--job-definition-name", name,
+        "--type", "container",
+        "--container-properties", as_json(CONTAINER),
+        "--tags", "{}",
+    )  # fmt: skip
+    target = arn("job-definition", f"{name}:1")
+    assert aws(server, "tag-resource", "--resource-arn", target, "--tags", "{}") == {}
+    assert aws(server, "list-tags-for-resource", "--resource-arn", target) == {"tags": {}}
+
+
+def stopping_an_unknown_job(server, batch, unique):
+    # AWS answers success: "the API operation still succeeds, even if no job is cancelled"
+    job = unique("no-such-job")
+    assert aws(server, "cancel-job", "--job-id", job, "--reason", "r") == {}
+    assert aws(server, "terminate-job", "--job-id", job, "--reason", "r") == {}
+
+
 FLOWS = [
     compute_environment,
     job_queue,
@@ -172,6 +195,8 @@ FLOWS = [
     scheduling_policy,
     consumable_resource,
     tags_and_listing_every_page,
+    empty_tags,
+    stopping_an_unknown_job,
 ]
 
 

@@ -116,17 +116,12 @@ def test_wrong_types_missing_and_unknown_fields(server, batch, unique):
         ),
         (
             {"computeEnvironmentOrder": [{"order": 1, "ce": ce}]},
-            [
-                "computeEnvironmentOrder[0].computeEnvironment: required parameter is missing",
-                "computeEnvironmentOrder[0].ce: unknown parameter; valid parameters are: "
-                "order, computeEnvironment",
-            ],
+            ["computeEnvironmentOrder[0].computeEnvironment: required parameter is missing"],
         ),
         (
             {"state": "ON"},
             ['state: invalid value "ON"; valid values are: ENABLED'],
         ),
-        ({"prority": 2}, ["prority: unknown parameter; valid parameters are:"]),
         ({"priority": None}, ["priority: required parameter is missing"]),
         ({"jobQueueName": None}, ["jobQueueName: required parameter is missing"]),
         (
@@ -193,8 +188,8 @@ def test_wrong_types_missing_and_unknown_fields(server, batch, unique):
         ),
         (
             "updateconsumableresource",
-            {"consumableResource": "x", "quantity": 1, "clientToken": "t" * 65},
-            ["clientToken: has 65 characters; at most 64 allowed"],
+            {"consumableResource": "x", "quantity": 1, "clientToken": ""},
+            ["clientToken: has 0 characters; at least 1 required"],
         ),
         (
             "createschedulingpolicy",
@@ -212,11 +207,11 @@ def test_wrong_types_missing_and_unknown_fields(server, batch, unique):
 
     # many mistakes at once are all named (up to ten)
     message = refused(
-        send(server, "POST", "/v1/createjobqueue", {f"field{i}": i for i in range(14)}),
+        send(server, "POST", "/v1/createjobqueue", {"tags": {f"k{i}": i for i in range(14)}}),
         "jobQueueName: required parameter is missing",
         "(and 6 more)",
     )
-    assert message.count("unknown parameter") == 8
+    assert message.count("expected a string") == 8
     # no queue was created on the compute environment: it can be deleted
     delete_ce(batch, ce)
 

@@ -188,8 +188,16 @@ def test_cancel_before_start_and_after(batch, unique):
     assert job["status"] == "FAILED" and job["statusReason"] == "stop it"
     assert job["isTerminated"] is True
     assert job["attempts"][0]["container"]["exitCode"] == 143  # SIGTERM
-    err = client_error(batch.cancel_job, jobId="no-such-job", reason="x")
-    assert "does not exist" in err["Message"]
+    # of an unknown job both succeed, as on AWS ("still succeeds, even if no job is cancelled")
+    assert_ok(batch.cancel_job(jobId="no-such-job", reason="x"))
+    assert_ok(batch.terminate_job(jobId="no-such-job", reason="x"))
+    assert batch.describe_jobs(jobs=["no-such-job"])["jobs"] == []
+
+
+def assert_ok(answer: dict) -> None:
+    """A 200 with AWS's empty body."""
+    assert answer["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert {k: v for k, v in answer.items() if k != "ResponseMetadata"} == {}
 
 
 def test_terminate_kills_the_process_tree(batch, unique, tmp_path):
@@ -252,6 +260,7 @@ def test_submit_refusals_change_nothing(batch, unique):
         ({"arrayProperties": {"size": 10_001}}, "between 2 and 10000"),
         ({"dependsOn": [{"jobId": "nope"}]}, "does not exist"),
         ({"dependsOn": [{"type": "SEQUENTIAL"}]}, "only for array jobs"),
+        ({"dependsOn": [{"jobId": "nope", "type": "SEQUENTIAL"}]}, "job nope does not exist"),
         ({"timeout": {"attemptDurationSeconds": 0}}, "minimum"),
         ({"retryStrategy": {"attempts": 11}}, "between 1 and 10"),
         (

@@ -158,7 +158,7 @@ async def handle(
             raise InvalidRequest(f"the request body is not valid JSON: {e}") from None
         if not isinstance(params, dict):
             raise InvalidRequest("the request body must be a JSON object")
-        validate(params, op.input_shape, name)
+        validate(params, op.input_shape, name, every_limit=True)
         req = to_domain(params, op.input_shape)
         if check is not None:
             await check(name, req)

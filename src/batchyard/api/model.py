@@ -23,3 +23,10 @@ def batch_model() -> ServiceModel:
 def logs_model() -> ServiceModel:
     """The CloudWatch Logs JSON-1.1 model, for the log endpoints."""
     return _session().get_service_model("logs")
+
+
+@functools.cache
+def ec2_instance_types() -> tuple[str, ...]:
+    """Every EC2 instance type botocore's EC2 model knows (``c5.xlarge``...). The EC2 model is
+    large, so it is read only when a request names instance types, and then once."""
+    return tuple(_session().get_service_model("ec2").shape_for("InstanceType").enum)

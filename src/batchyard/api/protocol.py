@@ -24,6 +24,9 @@ from batchyard.errors import BatchyardError, InvalidRequest, UnknownRoute
 
 log = logging.getLogger("batchyard.api")
 _LABEL = re.compile(r"\{([A-Za-z0-9_]+)(\+?)\}")
+# AWS Batch's service quotas: "Maximum job payload size (for SubmitJob API operations) 30 KiB"
+# and "Maximum job definition size (for RegisterJobDefinition API operations) 24 KiB".
+PAYLOAD_LIMITS = {"SubmitJob": 30 * 1024, "RegisterJobDefinition": 24 * 1024}
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,7 @@ def parse_request(
             raise InvalidRequest(f"the request body is not valid JSON: {e}") from None
         if not isinstance(params, dict):
             raise InvalidRequest("the request body must be a JSON object")
+        _check_payload(op.name, body, params)
     shape = op.input_shape
     if shape is None:
         return {}
@@ -121,6 +125,24 @@ def parse_request(
             params[name] = values if member.type_name == "list" else values[-1]
     validate(params, shape, op.name)
     return to_domain(params, shape)
+
+
+def _check_payload(operation: str, body: bytes, params: dict[str, Any]) -> None:
+    """AWS's payload quotas, measured on the request's compact JSON (UTF-8, no insignificant
+    whitespace), so a pretty-printed body is not held against its sender."""
+    limit = PAYLOAD_LIMITS.get(operation)
+    if limit is None or len(body) <= limit:
+        return
+    size = len(orjson.dumps(params))
+    if size <= limit:
+        return
+    what = "job payload" if operation == "SubmitJob" else "job definition"
+    raise InvalidRequest(
+        f"the {operation} request is {size:,} bytes ({size / 1024:.1f} KiB); AWS Batch limits "
+        f"a {what} to {limit // 1024} KiB ({limit:,} bytes), so this request would fail on "
+        "AWS too. Pass large inputs through a file or an S3 object and give its location in "
+        "parameters or the command, rather than the data itself"
+    )
 
 
 def response(op: OperationModel, result: dict[str, Any]) -> Response:

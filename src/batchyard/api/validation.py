@@ -1,24 +1,40 @@
-"""Request validation against the model's input shapes.
+"""Request validation against the model's input shapes: exactly as strict as AWS, no stricter.
 
-botocore's own ParamValidator runs in the client and is lenient (it skips enums, maximum
-lengths and bools passed as integers); the server sees requests from any client, so it checks
-everything the shape states and words each failure for a person: which field, what was sent,
-what is accepted.
+The model states more than AWS enforces (AWS accepts ``tags: {}`` although the map's ``min``
+is 1), so a constraint is checked only where AWS is known to refuse it or, where AWS's rule is
+unknown, where botocore's own client-side validator (botocore/validate.py) refuses it:
+required members, types, ``min`` on strings, lists and numbers. On top of that: enum values
+(the API reference's "Valid Values"; a value the server does not know has no meaning to
+give), AWS's tag restrictions (the only ``max`` lengths AWS documents as enforced), numeric
+ranges (the 32/64-bit widths AWS's deserializer has, and ``max`` where the model's prose states
+it), and no U+0000 (PostgreSQL cannot store it). Members the shape does not have, as a newer
+SDK sends, are dropped and logged, as AWS ignores them. docs/api-compatibility.md lists the
+rules and their sources; each failure names the field, what was sent and what is accepted.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from botocore.model import Shape
 
 from batchyard.errors import InvalidRequest
 
+log = logging.getLogger("batchyard.api")
+
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
 _MAX_REPORTED = 10
 # Enums AWS documents as case-insensitive ("The values aren't case sensitive").
 _CASE_INSENSITIVE = frozenset({"RetryAction"})
+# AWS's tag restrictions (Batch User Guide, "Tag restrictions"): at most 50 tags, keys of 1 to
+# 128 characters, values of up to 256. No other ``max`` of the model is known to be enforced,
+# and botocore's client checks none.
+_MAX_ENFORCED = frozenset({"TagrisTagsMap", "TagKey", "TagValue"})
 
 
 def _kind(value: Any) -> str:
@@ -45,8 +61,10 @@ def _show(value: Any) -> str:
 
 
 class _Validator:
-    def __init__(self) -> None:
+    def __init__(self, every_limit: bool) -> None:
+        self.every_limit = every_limit
         self.errors: list[str] = []
+        self.ignored: list[str] = []  # paths of the unknown members dropped
 
     def fail(self, path: str, message: str) -> None:
         self.errors.append(f"{path or 'request'}: {message}")
@@ -66,11 +84,12 @@ class _Validator:
         for name in shape.required_members:
             if value.get(name) is None:
                 self.fail(_join(path, name), "required parameter is missing")
-        for name, v in value.items():
+        for name, v in list(value.items()):
             member = members.get(name)
             if member is None:
-                valid = ", ".join(members) or "none"
-                self.fail(_join(path, name), f"unknown parameter; valid parameters are: {valid}")
+                # AWS ignores a member it does not know (a newer SDK's); so does batchyard
+                del value[name]
+                self.ignored.append(_join(path, name))
             elif v is not None:
                 self.check(v, member, _join(path, name))
 
@@ -91,7 +110,8 @@ class _Validator:
         if not isinstance(value, dict):
             self.fail(path, f"expected an object of key-value pairs, got {_kind(value)}")
             return
-        self._size(len(value), shape, path, "entries")
+        # no ``min``: AWS accepts an empty map (``tags: {}``), and so does botocore's client
+        self._size(len(value), shape, path, "entries", lower=False)
         for k, v in value.items():
             self.check(k, shape.key, f"{path} key {_show(k)}")
             if v is None:
@@ -140,9 +160,9 @@ class _Validator:
         if not isinstance(value, bool):
             self.fail(path, f"expected true or false, got {_kind(value)} {_show(value)}")
 
-    def _size(self, size: int, shape: Shape, path: str, unit: str) -> None:
-        lo = shape.metadata.get("min")
-        hi = shape.metadata.get("max")
+    def _size(self, size: int, shape: Shape, path: str, unit: str, lower: bool = True) -> None:
+        lo = shape.metadata.get("min") if lower or self.every_limit else None
+        hi = shape.metadata.get("max") if self.every_limit or shape.name in _MAX_ENFORCED else None
         if lo is not None and size < lo:
             self.fail(path, f"has {size} {unit}; at least {lo} required")
         if hi is not None and size > hi:
@@ -153,12 +173,77 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def validate(params: Any, shape: Shape | None, operation: str) -> None:
-    """Raise :class:`InvalidRequest` listing every way ``params`` breaks ``shape``."""
+_INDEX = re.compile(r"\[\d+\]")
+_LOGGED_MAX = 1024
+
+
+class _Once:
+    """Remembers the most recent ``_LOGGED_MAX`` keys, so each distinct unknown member is
+    logged once without a busy client flooding the log or growing memory without bound."""
+
+    def __init__(self) -> None:
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def known(self, key: tuple[str, str]) -> bool:
+        with self._lock:
+            return key in self._seen
+
+    def first(self, key: tuple[str, str]) -> bool:
+        with self._lock:
+            if key in self._seen:
+                self._seen.move_to_end(key)
+                return False
+            self._seen[key] = None
+            if len(self._seen) > _LOGGED_MAX:
+                self._seen.popitem(last=False)
+            return True
+
+
+_once = _Once()
+
+
+def _warn_ignored(operation: str, paths: list[str]) -> None:
+    """One warning per new (operation, member), at most ``_MAX_REPORTED`` a request; the
+    rest are counted, and named by a later request that sends them."""
+    new, more = [], 0
+    for raw in dict.fromkeys(_INDEX.sub("[]", p) for p in paths):
+        path = raw.encode("unicode_escape").decode("ascii")
+        path = path if len(path) <= 200 else path[:197] + "..."
+        if len(new) >= _MAX_REPORTED:
+            more += not _once.known((operation, path))
+        elif _once.first((operation, path)):
+            new.append(path)
+    for path in new:
+        log.warning(
+            "%s: ignored the member %s, which this server's model of the operation does not "
+            "have (AWS ignores unknown members too; a newer SDK may send it). Logged once per "
+            "operation and member.",
+            operation,
+            path,
+        )
+    if more:
+        log.warning(
+            "%s: ignored %d more unknown members in one request (not logged one by one)",
+            operation,
+            more,
+        )
+
+
+def validate(params: Any, shape: Shape | None, operation: str, every_limit: bool = False) -> None:
+    """Raise :class:`InvalidRequest` listing every way ``params`` breaks ``shape``.
+
+    ``every_limit`` enforces every ``min`` and ``max`` the model states, for a service that
+    validates its own model (CloudWatch Logs answers "1 validation error detected" for them);
+    AWS Batch does not, so by default only the limits it is known to apply are checked.
+    Members ``shape`` does not have are removed from ``params`` (in place) and logged.
+    """
     if shape is None:
         return
-    v = _Validator()
+    v = _Validator(every_limit)
     v.check(params, shape, "")
+    if v.ignored:
+        _warn_ignored(operation, v.ignored)
     if v.errors:
         shown = v.errors[:_MAX_REPORTED]
         more = len(v.errors) - len(shown)

@@ -2,7 +2,8 @@
 
 AWS's rules: a job stays PENDING until every job it depends on has SUCCEEDED; if one of them
 FAILED, the job fails too. An array child waits for its parent's dependencies and for its own
-(N_TO_N: the same index of another array; SEQUENTIAL: the previous index).
+(N_TO_N: the same index of another array; SEQUENTIAL without a job id: the previous index).
+SEQUENTIAL with a job id is a plain dependency on that job, for an array the whole array's.
 """
 
 from __future__ import annotations

@@ -289,26 +289,26 @@ class Jobs:
 
     # ---- stopping -----------------------------------------------------------------------
 
+    # An unknown job id is not an error: AWS answers CancelJob and TerminateJob of one with
+    # success ("the API operation still succeeds, even if no job is cancelled"), and counts it
+    # as processed in the bulk forms. The CLI checks with DescribeJobs to say "no such job".
+
     def cancel(self, job_id: str, reason: str) -> None:
-        self._stop_ids([job_id], reason, terminate=False, must_exist=True)
+        self._stop_ids([job_id], reason, terminate=False)
 
     def terminate(self, job_id: str, reason: str) -> None:
-        self._stop_ids([job_id], reason, terminate=True, must_exist=True)
+        self._stop_ids([job_id], reason, terminate=True)
 
     def bulk(self, ids: list[str], reason: str, terminate: bool) -> BulkResult:
         if len(ids) > MAX_BULK:
             raise InvalidRequest(f"jobs lists {len(ids)} ids; at most {MAX_BULK} per request")
-        self._stop_ids(ids, reason, terminate, must_exist=False)
-        # unknown ids count as processed (AWS's rule for the bulk forms)
+        self._stop_ids(ids, reason, terminate)
         return BulkResult(list(dict.fromkeys(ids)), [])
 
-    def _stop_ids(self, ids: list[str], reason: str, terminate: bool, must_exist: bool) -> None:
+    def _stop_ids(self, ids: list[str], reason: str, terminate: bool) -> None:
         _reason(reason)
         with self.ctx.store.write() as conn:
             found = repo.jobs_by_ids(conn, ids)
-            missing = [i for i in ids if i not in found]
-            if must_exist and missing:
-                raise NotFound(f"job {missing[0]} does not exist")
             targets = [found[i] for i in dict.fromkeys(ids) if i in found]
             ended = self._stop(conn, targets, reason, terminate)
         if ended:

@@ -463,16 +463,17 @@ class Submitter:
         sequential = False
         for i, d in enumerate(deps):
             kind, dep_id, where = d.get("type"), d.get("job_id"), f"dependsOn[{i}]"
-            if kind == "SEQUENTIAL":
+            if kind == "SEQUENTIAL" and not dep_id:
                 if array_size is None:
-                    raise InvalidRequest(f"{where}: a SEQUENTIAL dependency is only for array jobs")
-                if dep_id:
                     raise InvalidRequest(
-                        f"{where}: a SEQUENTIAL dependency takes no jobId; it chains the array's "
-                        "own children, index after index"
+                        f"{where}: a SEQUENTIAL dependency without a jobId is only for array "
+                        "jobs (it runs the array's children one after another); to wait for "
+                        "another job, give its jobId"
                     )
                 sequential = True
                 continue
+            # SEQUENTIAL with a jobId is a plain dependency on that job, as on AWS (for an
+            # array job too: the whole array waits for it)
             if not dep_id:
                 raise InvalidRequest(f"{where}.jobId is required (only SEQUENTIAL goes without)")
             dep = found.get(dep_id)

@@ -448,6 +448,7 @@ class Pages:
     def stop_job(self, request: Request, form: dict[str, str]) -> str:
         job_id, what = request.path_params["job_id"], request.path_params["what"]
         reason = (form.get("reason") or "").strip() or f"{what.title()}ed from the dashboard"
+        self.services.jobs.get(job_id)  # unlike the API (AWS's rule), the page says "not found"
         if what == "cancel":
             self.services.jobs.cancel(job_id, reason)
         elif what == "terminate":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from batchyard.api import instance_types
 from batchyard.api.operations import Env, operation
 from batchyard.domain.resources import ComputeEnvironment, JobQueue
 
@@ -49,6 +50,7 @@ def render_job_queue(env: Env, q: JobQueue) -> dict[str, Any]:
 @operation("CreateComputeEnvironment")
 def create_compute_environment(env: Env, req: dict[str, Any]) -> dict[str, Any]:
     name = req.pop("compute_environment_name")
+    instance_types.check(req.get("compute_resources"))
     ce = env.services.compute_environments.create(name=name, **req)
     return {
         "compute_environment_name": ce.name,
@@ -59,6 +61,7 @@ def create_compute_environment(env: Env, req: dict[str, Any]) -> dict[str, Any]:
 @operation("UpdateComputeEnvironment")
 def update_compute_environment(env: Env, req: dict[str, Any]) -> dict[str, Any]:
     name = env.arns.ref(req.pop("compute_environment"), CE, "computeEnvironment")
+    instance_types.check(req.get("compute_resources"))
     ce = env.services.compute_environments.update(name, **req)
     return {
         "compute_environment_name": ce.name,
