@@ -93,11 +93,33 @@ class Unreachable(Failed):
     code = EXIT_UNREACHABLE
 
 
-def die(message: str, code: int = EXIT_FAILED) -> NoReturn:
+def print_error(message: str) -> None:
+    """The one ``error:`` line on stderr that every failure ends with."""
     from rich.markup import escape
 
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def die(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    print_error(message)
     raise typer.Exit(code)
+
+
+# click's exception classes as Typer raises them: Typer ships its own copy of click, so
+# ``import click`` would not catch them; Typer exports only BadParameter of the family.
+_CLICK = {c.__name__: c for c in typer.BadParameter.__mro__}
+ClickException: type[Exception] = _CLICK["ClickException"]
+UsageError: type[Exception] = _CLICK["UsageError"]
+
+
+def usage_message(e: Exception) -> str:
+    """click's message for a bad command line (unknown option, missing argument, bad value)
+    on one line, with the command whose --help tells the usage."""
+    message = " ".join(e.format_message().split())  # type: ignore[attr-defined]
+    ctx = getattr(e, "ctx", None)
+    if isinstance(e, UsageError) and ctx is not None:
+        message = f"{message.rstrip('.')} (see {ctx.command_path} --help)"
+    return message
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -631,7 +631,9 @@ def render_job(job: dict[str, Any]) -> Panel:
 def describe(
     job_ids: Annotated[
         list[str],
-        typer.Argument(help="Job ids (an array child is PARENT:INDEX).", show_default=False),
+        typer.Argument(
+            help="Job ids (an array child is PARENT:INDEX).", metavar="JOB...", show_default=False
+        ),
     ],
     output: OutputOpt = Output.table,
     endpoint: EndpointOpt = None,
@@ -713,7 +715,9 @@ ReasonOpt = Annotated[
 
 @handle_errors
 def cancel(
-    job_ids: Annotated[list[str], typer.Argument(help="Job ids.", show_default=False)],
+    job_ids: Annotated[
+        list[str], typer.Argument(help="Job ids.", metavar="JOB...", show_default=False)
+    ],
     reason: ReasonOpt = "Cancelled with batchyard cancel",
     endpoint: EndpointOpt = None,
 ) -> None:
@@ -725,7 +729,9 @@ def cancel(
 
 @handle_errors
 def terminate(
-    job_ids: Annotated[list[str], typer.Argument(help="Job ids.", show_default=False)],
+    job_ids: Annotated[
+        list[str], typer.Argument(help="Job ids.", metavar="JOB...", show_default=False)
+    ],
     reason: ReasonOpt = "Terminated with batchyard terminate",
     wait_: Annotated[
         bool, typer.Option("--wait", "-w", help="Wait until the jobs have stopped.")

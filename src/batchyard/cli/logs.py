@@ -63,7 +63,9 @@ class _Reader:
 def logs(
     job_id: Annotated[
         str,
-        typer.Argument(help="The job (an array child is PARENT:INDEX).", show_default=False),
+        typer.Argument(
+            help="The job (an array child is PARENT:INDEX).", metavar="JOB", show_default=False
+        ),
     ],
     attempt: Annotated[
         int | None,

@@ -277,4 +277,19 @@ app.command("audit", rich_help_panel="Security")(_audit.audit)
 
 
 def main() -> None:
-    app()
+    """Run the command line; a usage error is one ``error:`` line (exit 2), as docs/cli.md
+    says, not click's usage block and boxed panel."""
+    import sys
+
+    from batchyard.cli.common import ClickException, print_error, usage_message
+
+    try:
+        code = app(prog_name="batchyard", standalone_mode=False)
+    except ClickException as e:
+        if type(e).__name__ != "NoArgsIsHelpError":  # `batchyard` alone: the help was shown
+            print_error(usage_message(e))
+        code = e.exit_code  # type: ignore[attr-defined]
+    except typer.Abort:  # end of input at a confirmation prompt
+        print_error("aborted")
+        code = EXIT_FAILED
+    sys.exit(code if isinstance(code, int) else 0)
