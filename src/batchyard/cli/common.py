@@ -342,3 +342,23 @@ def name_of(arn_or_name: str | None) -> str:
     if not arn_or_name:
         return "-"
     return arn_or_name.rsplit("/", 1)[-1] if arn_or_name.startswith("arn:") else arn_or_name
+
+
+def outcome(job: dict[str, Any]) -> str:
+    """How a finished job ended, for a closing line: ``SUCCEEDED (exit code 0)``,
+    ``FAILED (exit code 4, Essential container in task exited)``, ``FAILED without running:
+    Dependent job … failed``."""
+    status = job["status"]
+    attempts = job.get("attempts") or []
+    reason = job.get("statusReason")
+    if not attempts:
+        return f"{status} without running" + (f": {reason}" if reason else "")
+    container = attempts[-1].get("container") or {}
+    details = []
+    if container.get("exitCode") is not None:
+        details.append(f"exit code {container['exitCode']}")
+    if status == "FAILED":  # the attempt's own reason, then the job's, each once
+        details += dict.fromkeys(r for r in (container.get("reason"), reason) if r)
+    if len(attempts) > 1:
+        details.append(f"after {len(attempts)} attempts")
+    return f"{status} ({', '.join(details)})" if details else status

@@ -11,7 +11,18 @@ from typing import Annotated, Any
 
 import typer
 
-from batchyard.cli.common import FINISHED, Api, EndpointOpt, Failed, Usage, err, handle_errors
+from batchyard.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    FINISHED,
+    Api,
+    EndpointOpt,
+    Failed,
+    Usage,
+    err,
+    handle_errors,
+    outcome,
+)
 
 GROUP = "/aws/batch/job"
 
@@ -82,7 +93,7 @@ def logs(
             "--follow",
             "-f",
             help="Keep printing output as it is written until the job ends (waits for it to "
-            "start; follows retries).",
+            "start; follows retries), then say how it ended; exit 1 if it did not succeed.",
         ),
     ] = False,
     timestamps: Annotated[
@@ -92,8 +103,10 @@ def logs(
 ) -> None:
     """Print a job's output (stdout and stderr, as one stream).
 
-    Exits 0 once the output was printed (with --follow: once the job has ended), 1 if the
-    job does not exist or has not run yet (without --follow)."""
+    Exits 0 once the output was printed, 1 if the job does not exist or has not run yet
+    (without --follow). With --follow it ends with a line on stderr saying how the job ended
+    (status, exit code, reason) and exits 0 if it SUCCEEDED, 1 if it FAILED (with --attempt:
+    1 if that attempt did not exit 0)."""
     api = Api(endpoint)
     job = api.job(job_id)
     size = (job.get("arrayProperties") or {}).get("size")
@@ -114,14 +127,15 @@ def logs(
     if not follow:
         _Reader(api, streams[(attempt or len(streams)) - 1], timestamps).drain()
         return
-    _follow(api, job_id, job, attempt, timestamps)
+    raise typer.Exit(_follow(api, job_id, job, attempt, timestamps))
 
 
 def _follow(
     api: Api, job_id: str, job: dict[str, Any], attempt: int | None, timestamps: bool
-) -> None:
+) -> int:
     """Print the attempt's output as it is written. Without ``attempt``: from the latest
-    attempt (or the first, if none started yet), moving on to each retry in turn."""
+    attempt (or the first, if none started yet), moving on to each retry in turn. Returns
+    the exit code (see :func:`_closing`)."""
     first = attempt or len(_streams(job)) or 1
     current = 0
     reader: _Reader | None = None
@@ -147,14 +161,31 @@ def _follow(
             if reader is not None:
                 time.sleep(0.2)  # the last lines may still be on their way to the log
                 reader.drain()
-            else:
-                reason = job.get("statusReason") or "no reason recorded"
-                err.print(f"{job_id} ended {job['status']} without running: {reason}")
-            return
+            return _closing(job_id, job, attempt)
         time.sleep(0.2)
         if time.monotonic() - last_check >= 0.5:
             job = api.job(job_id)
             last_check = time.monotonic()
+
+
+def _closing(job_id: str, job: dict[str, Any], attempt: int | None) -> int:
+    """Say how the job (or the attempt followed) ended, on stderr so that stdout stays the
+    job's output; the exit code: 0 for a job that SUCCEEDED (an attempt that exited 0)."""
+    attempts = job.get("attempts") or []
+    if attempt is None or (job["status"] in FINISHED and attempt == len(attempts)):
+        err.print(f"── {job_id} {outcome(job)} ──", markup=False, highlight=False, soft_wrap=True)
+        return EXIT_OK if job["status"] == "SUCCEEDED" else EXIT_FAILED
+    container = attempts[attempt - 1].get("container") or {}
+    code = container.get("exitCode")
+    said = [f"exit code {code}" if code is not None else "no exit code", container.get("reason")]
+    err.print(
+        f"── attempt {attempt} of {job_id} ended ({', '.join(filter(None, said))}); the job is "
+        f"{job['status']} ──",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    return EXIT_OK if code == 0 else EXIT_FAILED
 
 
 def _attempt_ended(job: dict[str, Any], number: int) -> bool:
