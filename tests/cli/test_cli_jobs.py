@@ -27,10 +27,11 @@ def test_submit_wait_exit_codes(cli, cli_server, unique):
     )
     assert ok.code == 0, ok
     job_id = ok.lines[0]
-    assert len(ok.lines) == 1, "stdout holds the job id only; progress goes to stderr"
+    # the id, then the job's output; progress and how it ended go to stderr
+    assert ok.stdout == f"{job_id}\ndone\n", ok
     job = batch.describe_jobs(jobs=[job_id])["jobs"][0]
     assert job["status"] == "SUCCEEDED"
-    assert "SUCCEEDED" in ok.stderr
+    assert f"SUCCEEDED {job_id}" in ok.stderr
 
     bad = cli(
         "submit",
@@ -44,24 +45,40 @@ def test_submit_wait_exit_codes(cli, cli_server, unique):
         "--",
         "sh",
         "-c",
-        "exit 4",
+        'echo "attempt $AWS_BATCH_JOB_ATTEMPT"; exit 4',
     )
     assert bad.code == 1, bad
     job = batch.describe_jobs(jobs=[bad.lines[0]])["jobs"][0]
     assert job["status"] == "FAILED" and len(job["attempts"]) == 2
     assert job["retryStrategy"] == {"attempts": 2}
+    # the output of the last attempt, and how it ended
+    assert bad.lines[1:] == ["attempt 2"], bad
+    assert f"batchyard logs {job['jobId']} --attempt 1" in bad.stderr
+    assert (
+        f"FAILED {job['jobId']} (exit code 4, " in bad.stderr and "after 2 attempts" in bad.stderr
+    )
     assert f"batchyard explain {job['jobId']}" in bad.stderr
     assert f"batchyard logs {job['jobId']}" in bad.stderr
 
     # the same inline command reuses its job definition; another one gets its own
     again = cli("submit", "-q", queue, "--", "sh", "-c", "echo done")
     other = cli("submit", "-q", queue, "--", "sh", "-c", "echo other")
+    # without --wait, stdout is the id alone: job=$(batchyard submit ...)
+    assert len(again.stdout.splitlines()) == 1 and again.stdout == again.lines[0] + "\n"
     a, b, c = (
         batch.describe_jobs(jobs=[r.lines[0]])["jobs"][0]["jobDefinition"]
         for r in (ok, again, other)
     )
     assert a == b and a != c
     assert a.split("/")[-1].startswith("batchyard-inline-")
+
+
+def test_readme_first_example_prints_the_id_then_the_output(cli, cli_server, unique):
+    """README: ``batchyard submit --queue quickstart --wait -- python3 -c 'print("hello")'``."""
+    queue = setup_queue(cli_server.client("batch"), unique)
+    r = cli("submit", "--queue", queue, "--wait", "--", "python3", "-c", 'print("hello")')
+    assert r.code == 0, r
+    assert r.lines[1:] == ["hello"] and len(r.lines[0]) == 36, r
 
 
 def test_submit_options_reach_the_job(cli, cli_server, unique, tmp_path):
@@ -125,6 +142,9 @@ def test_arrays_dependencies_and_listing(cli, cli_server, unique):
     )
     assert first.code == 0, first
     parent = first.lines[0]
+    # an array prints no output of its own children, only its id
+    assert first.lines == [parent], first
+    assert f"SUCCEEDED {parent} (all 3 children" in first.stderr
     second = cli(
         "submit",
         "-q",

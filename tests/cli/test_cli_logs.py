@@ -36,7 +36,7 @@ def test_follow_prints_lines_while_the_job_still_runs(cli, cli_server, unique, t
             follower.kill()
     assert follower.returncode == 0, err
     assert rest == "second\nthird\n"
-    assert err.splitlines()[-1] == f"── {job_id} SUCCEEDED (exit code 0) ──"
+    assert err.splitlines()[-1] == f"── SUCCEEDED {job_id} (exit code 0) ──"
     assert wait_job(batch, job_id)["status"] == "SUCCEEDED"
 
 
@@ -74,7 +74,7 @@ def test_follow_waits_for_the_start_and_follows_retries(cli, cli_server, unique,
     assert follower.returncode == 0, err
     assert out == "attempt 1\nattempt 2\n"
     assert "── attempt 2 ──" in err
-    assert err.splitlines()[-1] == f"── {job_id} SUCCEEDED (exit code 0, after 2 attempts) ──"
+    assert err.splitlines()[-1] == f"── SUCCEEDED {job_id} (exit code 0, after 2 attempts) ──"
     assert cli("logs", job_id, "--attempt", "1").stdout == "attempt 1\n"
     assert cli("logs", job_id).stdout == "attempt 2\n"
     stamped = cli("logs", job_id, "--timestamps").stdout
@@ -120,7 +120,7 @@ def test_follow_of_a_failed_job_says_how_it_ended_and_exits_1(cli, cli_server, u
     assert r.code == 1, r
     assert r.stdout == "bye\n", r
     closing = r.stderr.splitlines()[-1]
-    assert closing.startswith(f"── {job_id} FAILED (exit code 4, ") and closing.endswith(" ──"), r
+    assert closing.startswith(f"── FAILED {job_id} (exit code 4, ") and closing.endswith(" ──"), r
     assert wait_job(batch, job_id)["statusReason"] in closing
 
     # following the attempt itself says the same of the attempt
@@ -132,4 +132,4 @@ def test_follow_of_a_failed_job_says_how_it_ended_and_exits_1(cli, cli_server, u
     cli("cancel", stuck, "--reason", "not today")
     r = cli("logs", "--follow", stuck)
     assert r.code == 1, r
-    assert r.stderr.splitlines()[-1] == f"── {stuck} FAILED without running: not today ──", r
+    assert r.stderr.splitlines()[-1] == f"── FAILED {stuck} without running: not today ──", r

@@ -345,20 +345,22 @@ def name_of(arn_or_name: str | None) -> str:
 
 
 def outcome(job: dict[str, Any]) -> str:
-    """How a finished job ended, for a closing line: ``SUCCEEDED (exit code 0)``,
-    ``FAILED (exit code 4, Essential container in task exited)``, ``FAILED without running:
-    Dependent job … failed``."""
-    status = job["status"]
+    """How a finished job ended, for a closing line: ``SUCCEEDED <id> (exit code 0)``,
+    ``FAILED <id> (exit code 4, Essential container in task exited)``, ``FAILED <id> without
+    running: Dependent job … failed``."""
+    said = f"{job['status']} {job['jobId']}"
     attempts = job.get("attempts") or []
     reason = job.get("statusReason")
+    if (job.get("arrayProperties") or {}).get("size"):  # its children ran, not the parent
+        return f"{said} ({array_progress(job)})" + (f": {reason}" if reason else "")
     if not attempts:
-        return f"{status} without running" + (f": {reason}" if reason else "")
+        return f"{said} without running" + (f": {reason}" if reason else "")
     container = attempts[-1].get("container") or {}
     details = []
     if container.get("exitCode") is not None:
         details.append(f"exit code {container['exitCode']}")
-    if status == "FAILED":  # the attempt's own reason, then the job's, each once
+    if job["status"] == "FAILED":  # the attempt's own reason, then the job's, each once
         details += dict.fromkeys(r for r in (container.get("reason"), reason) if r)
     if len(attempts) > 1:
         details.append(f"after {len(attempts)} attempts")
-    return f"{status} ({', '.join(details)})" if details else status
+    return f"{said} ({', '.join(details)})" if details else said

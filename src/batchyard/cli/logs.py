@@ -27,7 +27,7 @@ from batchyard.cli.common import (
 GROUP = "/aws/batch/job"
 
 
-def _streams(job: dict[str, Any]) -> list[str]:
+def log_streams(job: dict[str, Any]) -> list[str]:
     """The log stream of each attempt that has one, in order."""
     return [
         a["container"]["logStreamName"]
@@ -36,7 +36,10 @@ def _streams(job: dict[str, Any]) -> list[str]:
     ]
 
 
-class _Reader:
+class LogReader:
+    """One log stream read through GetLogEvents from its start; each :meth:`drain` prints
+    (on stdout) what was written since the last."""
+
     def __init__(self, api: Api, stream: str, timestamps: bool) -> None:
         self.api = api
         self.stream = stream
@@ -115,7 +118,7 @@ def logs(
             f"{job_id} is an array job of {size} children; its output is theirs: "
             f"batchyard logs {job_id}:0 (list them with batchyard jobs --array {job_id})"
         )
-    streams = _streams(job)
+    streams = log_streams(job)
     if attempt is not None and attempt > len(streams) and (not follow or job["status"] in FINISHED):
         raise Failed(f"{job_id} has {len(streams)} attempt(s); there is no attempt {attempt}")
     if not streams and not follow:
@@ -125,7 +128,7 @@ def logs(
             + "); use --follow to wait for its output, or batchyard explain to see why"
         )
     if not follow:
-        _Reader(api, streams[(attempt or len(streams)) - 1], timestamps).drain()
+        LogReader(api, streams[(attempt or len(streams)) - 1], timestamps).drain()
         return
     raise typer.Exit(_follow(api, job_id, job, attempt, timestamps))
 
@@ -136,14 +139,14 @@ def _follow(
     """Print the attempt's output as it is written. Without ``attempt``: from the latest
     attempt (or the first, if none started yet), moving on to each retry in turn. Returns
     the exit code (see :func:`_closing`)."""
-    first = attempt or len(_streams(job)) or 1
+    first = attempt or len(log_streams(job)) or 1
     current = 0
-    reader: _Reader | None = None
+    reader: LogReader | None = None
     last_check = time.monotonic()
-    if not _streams(job):
+    if not log_streams(job):
         err.print(f"waiting for {job_id} to start (it is {job['status']})", highlight=False)
     while True:
-        streams = _streams(job)
+        streams = log_streams(job)
         if current == 0 and len(streams) >= first:
             current = first
         elif attempt is None and current and len(streams) > current:
@@ -153,7 +156,7 @@ def _follow(
         if current and (reader is None or reader.stream != streams[current - 1]):
             if current > 1:
                 err.print(f"── attempt {current} ──", highlight=False)
-            reader = _Reader(api, streams[current - 1], timestamps)
+            reader = LogReader(api, streams[current - 1], timestamps)
         if reader is not None:
             reader.drain()
         done = job["status"] in FINISHED and current >= len(streams)
@@ -173,7 +176,7 @@ def _closing(job_id: str, job: dict[str, Any], attempt: int | None) -> int:
     job's output; the exit code: 0 for a job that SUCCEEDED (an attempt that exited 0)."""
     attempts = job.get("attempts") or []
     if attempt is None or (job["status"] in FINISHED and attempt == len(attempts)):
-        err.print(f"── {job_id} {outcome(job)} ──", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"── {outcome(job)} ──", markup=False, highlight=False, soft_wrap=True)
         return EXIT_OK if job["status"] == "SUCCEEDED" else EXIT_FAILED
     container = attempts[attempt - 1].get("container") or {}
     code = container.get("exitCode")

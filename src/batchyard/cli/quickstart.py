@@ -174,7 +174,7 @@ def run_workload(endpoint: str, console: Any, run_as: str | None = None) -> int:
     result; the exit code (0 when the merge SUCCEEDED)."""
     from batchyard.cli.common import Api
     from batchyard.cli.jobs import report_end
-    from batchyard.cli.logs import _Reader
+    from batchyard.cli.logs import LogReader
     from batchyard.cli.progress import wait
 
     api = Api(endpoint)
@@ -213,7 +213,7 @@ def run_workload(endpoint: str, console: Any, run_as: str | None = None) -> int:
         return 1
     console.print(f"\nResult (the output of job {merge}):\n", highlight=False)
     stream = jobs[merge]["attempts"][-1]["container"]["logStreamName"]
-    _Reader(api, stream, timestamps=False).drain()
+    LogReader(api, stream, timestamps=False).drain()
     console.print("\nWhat ran, and how to look at it:", highlight=False)
     from batchyard.cli.client import resolve_endpoint
 
