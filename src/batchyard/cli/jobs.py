@@ -231,15 +231,15 @@ def submit(
         typer.Option(
             "--wait",
             "-w",
-            help="Wait for the job, showing progress (on stderr), then print its output after "
-            "the id (an array: none, there is one per child) and say how it ended; exit 0 "
-            "only if it SUCCEEDED.",
+            help="Wait for the job, showing progress, then print its output (an array: none, "
+            "there is one per child) and say how it ended, all on stderr (stdout stays the "
+            "id); exit 0 only if it SUCCEEDED.",
         ),
     ] = False,
     endpoint: EndpointOpt = None,
 ) -> None:
-    """Submit a job: a job definition, or any command (after --). Prints the job id first
-    (without --wait, only the id; with --wait, then the job's output).
+    """Submit a job: a job definition, or any command (after --). Prints the job id (stdout
+    holds nothing else; with --wait, progress and the job's output go to stderr).
 
     Examples:
 
@@ -327,9 +327,10 @@ def wait_and_report(api: Api, job_id: str, label: str) -> int:
 
 
 def print_output(api: Api, job: dict[str, Any]) -> None:
-    """A finished single job's output, on stdout after its id: its latest attempt's (an
-    earlier attempt's is a ``batchyard logs --attempt`` away). An array prints none: its
-    children may be thousands, each with an output of its own."""
+    """A finished single job's output, on stderr with the rest of what --wait reports (so
+    that stdout stays the job id, for ``job=$(batchyard submit --wait ...)``): its latest
+    attempt's (an earlier attempt's is a ``batchyard logs --attempt`` away). An array prints
+    none: its children may be thousands, each with an output of its own."""
     from batchyard.cli.logs import LogReader, log_streams
 
     streams = log_streams(job)
@@ -341,7 +342,7 @@ def print_output(api: Api, job: dict[str, Any]) -> None:
             "--attempt 1):",
             highlight=False,
         )
-    LogReader(api, streams[-1], timestamps=False).drain()
+    LogReader(api, streams[-1], timestamps=False, to_stderr=True).drain()
 
 
 def report_end(job: dict[str, Any]) -> int:

@@ -38,17 +38,19 @@ def log_streams(job: dict[str, Any]) -> list[str]:
 
 class LogReader:
     """One log stream read through GetLogEvents from its start; each :meth:`drain` prints
-    (on stdout) what was written since the last."""
+    what was written since the last (on stdout, or on stderr with ``to_stderr``)."""
 
-    def __init__(self, api: Api, stream: str, timestamps: bool) -> None:
+    def __init__(self, api: Api, stream: str, timestamps: bool, to_stderr: bool = False) -> None:
         self.api = api
         self.stream = stream
         self.timestamps = timestamps
+        self.to_stderr = to_stderr
         self.token: str | None = None
 
     def drain(self) -> int:
         """Print every event written since the last call; returns how many."""
         shown = 0
+        to = sys.stderr if self.to_stderr else sys.stdout
         while True:
             request: dict[str, Any] = {"logGroupName": GROUP, "logStreamName": self.stream}
             if self.token:
@@ -64,8 +66,8 @@ class LogReader:
                         sep=" ", timespec="milliseconds"
                     )
                     line = f"{at}  {line}"
-                sys.stdout.write(line + "\n")
-            sys.stdout.flush()
+                to.write(line + "\n")
+            to.flush()
             shown += len(events)
             same = page.get("nextForwardToken") == self.token
             self.token = page.get("nextForwardToken")
