@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 
-from helpers import make_ce, make_queue, setup_queue, wait_job
+from helpers import make_ce, make_queue, setup_queue, wait_for, wait_job
 
 
 def test_submit_wait_exit_codes(cli, cli_server, unique):
@@ -84,6 +86,24 @@ def test_readme_first_example_prints_the_id_and_the_output(cli, cli_server, uniq
     assert len(r.lines) == 1 and len(r.lines[0]) == 36, r
     said = r.stderr.splitlines()
     assert said.index("hello") < len(said) - 1 and said[-1].startswith(f"SUCCEEDED {r.lines[0]}")
+
+
+def test_submit_wait_on_a_terminal_shows_the_output(cli_server, unique, tmux, tmp_path):
+    """What a person typing the README's first example sees: the id, the progress, the
+    job's output, how it ended."""
+    queue = setup_queue(cli_server.client("batch"), unique)
+    done = tmp_path / "done"
+    command = (
+        f"BATCHYARD_ENDPOINT={cli_server.endpoint} {shlex.quote(sys.executable)} -m batchyard "
+        f"submit --queue {queue} --wait -- python3 -c 'print(\"hello\")'; touch {done}; sleep 60"
+    )
+    tmux("new-session", "-d", "-x", "80", "-y", "24", "-s", "submit", command)
+    wait_for(done.exists, timeout=60, what="submit --wait to end")
+    lines = [line for line in tmux("capture-pane", "-p", "-t", "submit").splitlines() if line]
+    job_id = lines[0]
+    assert len(job_id) == 36, lines
+    assert "SUCCEEDED" in lines[1], lines  # the progress bar, finished
+    assert lines[2:] == ["hello", lines[-1]] and lines[-1].startswith(f"SUCCEEDED {job_id}"), lines
 
 
 def test_submit_options_reach_the_job(cli, cli_server, unique, tmp_path):
