@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 
-from helpers import make_ce, make_queue, setup_queue, wait_job
+from helpers import make_ce, make_queue, setup_queue, wait_for, wait_job
 
 
 def test_submit_wait_exit_codes(cli, cli_server, unique):
@@ -27,10 +29,12 @@ def test_submit_wait_exit_codes(cli, cli_server, unique):
     )
     assert ok.code == 0, ok
     job_id = ok.lines[0]
-    assert len(ok.lines) == 1, "stdout holds the job id only; progress goes to stderr"
+    # stdout is the id alone; the job's output, the progress and how it ended go to stderr
+    assert ok.stdout == f"{job_id}\n", ok
+    assert "done" in ok.stderr.splitlines(), ok
     job = batch.describe_jobs(jobs=[job_id])["jobs"][0]
     assert job["status"] == "SUCCEEDED"
-    assert "SUCCEEDED" in ok.stderr
+    assert f"SUCCEEDED {job_id}" in ok.stderr
 
     bad = cli(
         "submit",
@@ -44,24 +48,62 @@ def test_submit_wait_exit_codes(cli, cli_server, unique):
         "--",
         "sh",
         "-c",
-        "exit 4",
+        'echo "attempt $AWS_BATCH_JOB_ATTEMPT"; exit 4',
     )
     assert bad.code == 1, bad
     job = batch.describe_jobs(jobs=[bad.lines[0]])["jobs"][0]
     assert job["status"] == "FAILED" and len(job["attempts"]) == 2
     assert job["retryStrategy"] == {"attempts": 2}
+    # the output of the last attempt, and how it ended
+    assert len(bad.lines) == 1, bad
+    said = bad.stderr.splitlines()
+    assert "attempt 2" in said and "attempt 1" not in said, bad
+    assert f"batchyard logs {job['jobId']} --attempt 1" in bad.stderr
+    assert (
+        f"FAILED {job['jobId']} (exit code 4, " in bad.stderr and "after 2 attempts" in bad.stderr
+    )
     assert f"batchyard explain {job['jobId']}" in bad.stderr
     assert f"batchyard logs {job['jobId']}" in bad.stderr
 
     # the same inline command reuses its job definition; another one gets its own
     again = cli("submit", "-q", queue, "--", "sh", "-c", "echo done")
     other = cli("submit", "-q", queue, "--", "sh", "-c", "echo other")
+    # without --wait, too, stdout is the id alone: job=$(batchyard submit ...)
+    assert again.stdout == again.lines[0] + "\n" and again.stderr == "", again
     a, b, c = (
         batch.describe_jobs(jobs=[r.lines[0]])["jobs"][0]["jobDefinition"]
         for r in (ok, again, other)
     )
     assert a == b and a != c
     assert a.split("/")[-1].startswith("batchyard-inline-")
+
+
+def test_readme_first_example_prints_the_id_and_the_output(cli, cli_server, unique):
+    """README: ``batchyard submit --queue quickstart --wait -- python3 -c 'print("hello")'``."""
+    queue = setup_queue(cli_server.client("batch"), unique)
+    r = cli("submit", "--queue", queue, "--wait", "--", "python3", "-c", 'print("hello")')
+    assert r.code == 0, r
+    assert len(r.lines) == 1 and len(r.lines[0]) == 36, r
+    said = r.stderr.splitlines()
+    assert said.index("hello") < len(said) - 1 and said[-1].startswith(f"SUCCEEDED {r.lines[0]}")
+
+
+def test_submit_wait_on_a_terminal_shows_the_output(cli_server, unique, tmux, tmp_path):
+    """What a person typing the README's first example sees: the id, the progress, the
+    job's output, how it ended."""
+    queue = setup_queue(cli_server.client("batch"), unique)
+    done = tmp_path / "done"
+    command = (
+        f"BATCHYARD_ENDPOINT={cli_server.endpoint} {shlex.quote(sys.executable)} -m batchyard "
+        f"submit --queue {queue} --wait -- python3 -c 'print(\"hello\")'; touch {done}; sleep 60"
+    )
+    tmux("new-session", "-d", "-x", "80", "-y", "24", "-s", "submit", command)
+    wait_for(done.exists, timeout=60, what="submit --wait to end")
+    lines = [line for line in tmux("capture-pane", "-p", "-t", "submit").splitlines() if line]
+    job_id = lines[0]
+    assert len(job_id) == 36, lines
+    assert "SUCCEEDED" in lines[1], lines  # the progress bar, finished
+    assert lines[2:] == ["hello", lines[-1]] and lines[-1].startswith(f"SUCCEEDED {job_id}"), lines
 
 
 def test_submit_options_reach_the_job(cli, cli_server, unique, tmp_path):
@@ -125,6 +167,9 @@ def test_arrays_dependencies_and_listing(cli, cli_server, unique):
     )
     assert first.code == 0, first
     parent = first.lines[0]
+    # an array prints no output of its own children, only its id
+    assert first.lines == [parent], first
+    assert f"SUCCEEDED {parent} (all 3 children" in first.stderr
     second = cli(
         "submit",
         "-q",

@@ -36,6 +36,7 @@ def test_follow_prints_lines_while_the_job_still_runs(cli, cli_server, unique, t
             follower.kill()
     assert follower.returncode == 0, err
     assert rest == "second\nthird\n"
+    assert err.splitlines()[-1] == f"── SUCCEEDED {job_id} (exit code 0) ──"
     assert wait_job(batch, job_id)["status"] == "SUCCEEDED"
 
 
@@ -73,6 +74,7 @@ def test_follow_waits_for_the_start_and_follows_retries(cli, cli_server, unique,
     assert follower.returncode == 0, err
     assert out == "attempt 1\nattempt 2\n"
     assert "── attempt 2 ──" in err
+    assert err.splitlines()[-1] == f"── SUCCEEDED {job_id} (exit code 0, after 2 attempts) ──"
     assert cli("logs", job_id, "--attempt", "1").stdout == "attempt 1\n"
     assert cli("logs", job_id).stdout == "attempt 2\n"
     stamped = cli("logs", job_id, "--timestamps").stdout
@@ -107,3 +109,27 @@ def test_array_children_and_errors(cli, cli_server, unique):
     r = cli("logs", stuck)
     assert r.code == 1 and "has not run yet" in r.stderr and "--follow" in r.stderr, r
     cli("cancel", stuck)
+
+
+def test_follow_of_a_failed_job_says_how_it_ended_and_exits_1(cli, cli_server, unique):
+    batch = cli_server.client("batch")
+    queue = setup_queue(batch, unique)
+    job_id = cli("submit", "-q", queue, "--vcpus", "0.25", "--", "sh", "-c", "echo bye; exit 4")
+    job_id = job_id.lines[0]
+    r = cli("logs", "--follow", job_id)
+    assert r.code == 1, r
+    assert r.stdout == "bye\n", r
+    closing = r.stderr.splitlines()[-1]
+    assert closing.startswith(f"── FAILED {job_id} (exit code 4, ") and closing.endswith(" ──"), r
+    assert wait_job(batch, job_id)["statusReason"] in closing
+
+    # following the attempt itself says the same of the attempt
+    r = cli("logs", "--follow", job_id, "--attempt", "1")
+    assert r.code == 1 and r.stdout == "bye\n", r
+
+    # a job that ended without running: its reason, exit 1
+    stuck = cli("submit", "-q", queue, "--vcpus", "64", "--", "true").lines[0]
+    cli("cancel", stuck, "--reason", "not today")
+    r = cli("logs", "--follow", stuck)
+    assert r.code == 1, r
+    assert r.stderr.splitlines()[-1] == f"── FAILED {stuck} without running: not today ──", r

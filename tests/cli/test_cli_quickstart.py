@@ -6,10 +6,13 @@ import json
 import os
 import shutil
 import signal
+import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from cli_helpers import client_env
 
@@ -78,3 +81,63 @@ def test_quickstart_runs_a_real_workload_and_leaves_the_server_running(cli, data
     r = cli("status", env=local)
     assert r.code == 3, r
     shutil.rmtree(files, ignore_errors=True)
+
+
+def test_a_taken_port_says_what_to_do_and_another_port_says_how_to_reach_it(
+    cli, cli_server, data_dir, tmp_path
+):
+    """As on a fresh machine: no AWS configuration, an empty home."""
+    env = {k: v for k, v in client_env(None).items() if not k.startswith("AWS_")}
+    env["HOME"] = str(tmp_path / "home")
+    (tmp_path / "home").mkdir()
+
+    # a port another program holds
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        for command in ("quickstart", "server"):
+            r = cli(command, "--data-dir", str(data_dir), "--port", str(port), env=env)
+            assert r.code == 3, r
+            assert r.stderr.splitlines() == [
+                f"error: port {port} of 127.0.0.1 is in use by another program; start this "
+                "one on another port: --port N, or --port 0 for any free port"
+            ], r
+    # the port of another batchyard server
+    taken = cli_server.endpoint.rsplit(":", 1)[1]
+    for command in ("quickstart", "server"):
+        r = cli(command, "--data-dir", str(data_dir), "--port", taken, env=env)
+        assert r.code == 3, r
+        assert len(r.stderr.splitlines()) == 1, r
+        assert f"a batchyard server already answers at {cli_server.endpoint}" in r.stderr, r
+        assert "`batchyard server stop`" in r.stderr and "--port 0" in r.stderr, r
+    assert not (data_dir / "server.pid").exists()
+
+    # any free port: the output says where the server, its dashboard and the setting are
+    r = cli("quickstart", "--data-dir", str(data_dir), "--port", "0", "--no-workload", env=env)
+    assert r.code == 0, r
+    endpoint = json.loads((data_dir / "server.json").read_text())["endpoint"]
+    assert f"The dashboard: {endpoint}/ui" in r.lines
+    page = httpx.get(f"{endpoint}/ui", timeout=10)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    setting = f"  export BATCHYARD_ENDPOINT={endpoint}"
+    assert setting in r.lines, r
+    # pasted, it points the other commands at the server
+    name, _, value = setting.split()[1].partition("=")
+    r2 = cli("status", "-o", "json", env={**env, name: value})
+    assert r2.code == 0 and json.loads(r2.stdout)["endpoint"] == endpoint, r2
+    if shutil.which("aws"):  # and its AWS CLI line works as pasted in such a shell
+        line = next(x.strip() for x in r.lines if "aws batch describe-job-queues" in x)
+        assert line.startswith("AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=any "), line
+        fresh = {"PATH": env["PATH"], "HOME": env["HOME"]}
+        done = subprocess.run(["sh", "-c", line], env=fresh, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert "quickstart" in [q["jobQueueName"] for q in json.loads(done.stdout)["jobQueues"]]
+
+    # batchyard server --detach says the same
+    assert cli("server", "stop", "--data-dir", str(data_dir), env=env).code == 0
+    r = cli("server", "--detach", "--data-dir", str(data_dir), "--port", "0", env=env)
+    assert r.code == 0, r
+    endpoint = json.loads((data_dir / "server.json").read_text())["endpoint"]
+    assert f"  dashboard: {endpoint}/ui" in r.lines, r
+    assert any(f"export BATCHYARD_ENDPOINT={endpoint}" in line for line in r.lines), r

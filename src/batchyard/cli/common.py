@@ -93,11 +93,33 @@ class Unreachable(Failed):
     code = EXIT_UNREACHABLE
 
 
-def die(message: str, code: int = EXIT_FAILED) -> NoReturn:
+def print_error(message: str) -> None:
+    """The one ``error:`` line on stderr that every failure ends with."""
     from rich.markup import escape
 
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def die(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    print_error(message)
     raise typer.Exit(code)
+
+
+# click's exception classes as Typer raises them: Typer ships its own copy of click, so
+# ``import click`` would not catch them; Typer exports only BadParameter of the family.
+_CLICK = {c.__name__: c for c in typer.BadParameter.__mro__}
+ClickException: type[Exception] = _CLICK["ClickException"]
+UsageError: type[Exception] = _CLICK["UsageError"]
+
+
+def usage_message(e: Exception) -> str:
+    """click's message for a bad command line (unknown option, missing argument, bad value)
+    on one line, with the command whose --help tells the usage."""
+    message = " ".join(e.format_message().split())  # type: ignore[attr-defined]
+    ctx = getattr(e, "ctx", None)
+    if isinstance(e, UsageError) and ctx is not None:
+        message = f"{message.rstrip('.')} (see {ctx.command_path} --help)"
+    return message
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -320,3 +342,25 @@ def name_of(arn_or_name: str | None) -> str:
     if not arn_or_name:
         return "-"
     return arn_or_name.rsplit("/", 1)[-1] if arn_or_name.startswith("arn:") else arn_or_name
+
+
+def outcome(job: dict[str, Any]) -> str:
+    """How a finished job ended, for a closing line: ``SUCCEEDED <id> (exit code 0)``,
+    ``FAILED <id> (exit code 4, Essential container in task exited)``, ``FAILED <id> without
+    running: Dependent job … failed``."""
+    said = f"{job['status']} {job['jobId']}"
+    attempts = job.get("attempts") or []
+    reason = job.get("statusReason")
+    if (job.get("arrayProperties") or {}).get("size"):  # its children ran, not the parent
+        return f"{said} ({array_progress(job)})" + (f": {reason}" if reason else "")
+    if not attempts:
+        return f"{said} without running" + (f": {reason}" if reason else "")
+    container = attempts[-1].get("container") or {}
+    details = []
+    if container.get("exitCode") is not None:
+        details.append(f"exit code {container['exitCode']}")
+    if job["status"] == "FAILED":  # the attempt's own reason, then the job's, each once
+        details += dict.fromkeys(r for r in (container.get("reason"), reason) if r)
+    if len(attempts) > 1:
+        details.append(f"after {len(attempts)} attempts")
+    return f"{said} ({', '.join(details)})" if details else said

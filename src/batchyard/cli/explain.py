@@ -246,7 +246,10 @@ def render(e: dict[str, Any], job: dict[str, Any] | None, history: list[dict[str
 @handle_errors
 def explain(
     job_id: Annotated[
-        str, typer.Argument(help="The job (an array child is PARENT:INDEX).", show_default=False)
+        str,
+        typer.Argument(
+            help="The job (an array child is PARENT:INDEX).", metavar="JOB", show_default=False
+        ),
     ],
     output: OutputOpt = Output.table,
     endpoint: EndpointOpt = None,

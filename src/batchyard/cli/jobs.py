@@ -13,6 +13,7 @@ import re
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -33,6 +34,7 @@ from batchyard.cli.common import (
     handle_errors,
     name_of,
     out,
+    outcome,
     print_json,
     run_time,
     short,
@@ -229,12 +231,15 @@ def submit(
         typer.Option(
             "--wait",
             "-w",
-            help="Wait for the job, showing progress; exit 0 only if it SUCCEEDED.",
+            help="Wait for the job, showing progress, then print its output (an array: none, "
+            "there is one per child) and say how it ended, all on stderr (stdout stays the "
+            "id); exit 0 only if it SUCCEEDED.",
         ),
     ] = False,
     endpoint: EndpointOpt = None,
 ) -> None:
-    """Submit a job: a job definition, or any command (after --). Prints the job id first.
+    """Submit a job: a job definition, or any command (after --). Prints the job id (stdout
+    holds nothing else; with --wait, progress and the job's output go to stderr).
 
     Examples:
 
@@ -317,7 +322,27 @@ def wait_and_report(api: Api, job_id: str, label: str) -> int:
             highlight=False,
         )
         return 130
+    print_output(api, job)
     return report_end(job)
+
+
+def print_output(api: Api, job: dict[str, Any]) -> None:
+    """A finished single job's output, on stderr with the rest of what --wait reports (so
+    that stdout stays the job id, for ``job=$(batchyard submit --wait ...)``): its latest
+    attempt's (an earlier attempt's is a ``batchyard logs --attempt`` away). An array prints
+    none: its children may be thousands, each with an output of its own."""
+    from batchyard.cli.logs import LogReader, log_streams
+
+    streams = log_streams(job)
+    if not streams or (job.get("arrayProperties") or {}).get("size"):
+        return
+    if len(streams) > 1:
+        err.print(
+            f"the output of attempt {len(streams)} (attempt 1: batchyard logs {job['jobId']} "
+            "--attempt 1):",
+            highlight=False,
+        )
+    LogReader(api, streams[-1], timestamps=False, to_stderr=True).drain()
 
 
 def report_end(job: dict[str, Any]) -> int:
@@ -331,10 +356,11 @@ def report_end(job: dict[str, Any]) -> int:
         )
         err.print(f"[green]SUCCEEDED[/] {job_id} ({took})", highlight=False)
         return EXIT_OK
-    reason = job.get("statusReason") or "no reason recorded"
-    err.print(f"[bold red]FAILED[/] {job_id}: {reason}", highlight=False)
+    said = outcome(job).removeprefix("FAILED")
+    err.print(f"[bold red]FAILED[/]{escape(said)}", highlight=False, soft_wrap=True)
     if size:
         err.print(f"  failed children: batchyard jobs --array {job_id} --status FAILED")
+        err.print(f"  a child's output: batchyard logs {job_id}:INDEX")
     err.print(f"  why:    batchyard explain {job_id}")
     if job.get("attempts"):
         err.print(f"  output: batchyard logs {job_id}")
@@ -631,7 +657,9 @@ def render_job(job: dict[str, Any]) -> Panel:
 def describe(
     job_ids: Annotated[
         list[str],
-        typer.Argument(help="Job ids (an array child is PARENT:INDEX).", show_default=False),
+        typer.Argument(
+            help="Job ids (an array child is PARENT:INDEX).", metavar="JOB...", show_default=False
+        ),
     ],
     output: OutputOpt = Output.table,
     endpoint: EndpointOpt = None,
@@ -713,7 +741,9 @@ ReasonOpt = Annotated[
 
 @handle_errors
 def cancel(
-    job_ids: Annotated[list[str], typer.Argument(help="Job ids.", show_default=False)],
+    job_ids: Annotated[
+        list[str], typer.Argument(help="Job ids.", metavar="JOB...", show_default=False)
+    ],
     reason: ReasonOpt = "Cancelled with batchyard cancel",
     endpoint: EndpointOpt = None,
 ) -> None:
@@ -725,7 +755,9 @@ def cancel(
 
 @handle_errors
 def terminate(
-    job_ids: Annotated[list[str], typer.Argument(help="Job ids.", show_default=False)],
+    job_ids: Annotated[
+        list[str], typer.Argument(help="Job ids.", metavar="JOB...", show_default=False)
+    ],
     reason: ReasonOpt = "Terminated with batchyard terminate",
     wait_: Annotated[
         bool, typer.Option("--wait", "-w", help="Wait until the jobs have stopped.")

@@ -116,6 +116,7 @@ def server(
         ctx.obj = {"data_dir": data_dir, "config": config}
         return
     from batchyard import server as srv
+    from batchyard.cli.startup import client_setting, dashboard, port_in_use
     from batchyard.config import ConfigError, load_settings
 
     try:
@@ -130,6 +131,9 @@ def server(
             tls_cert=tls_cert,
             tls_key=tls_key,
         )
+        taken = port_in_use(settings)
+        if taken:
+            raise ConfigError(taken)
         if not detach:
             srv.serve(settings)
             return
@@ -150,8 +154,12 @@ def server(
     except ConfigError as e:
         raise fail(str(e), EXIT_UNREACHABLE) from None
     typer.echo(f"batchyard server running in the background (pid {pid}) at {endpoint}")
-    typer.echo(f"  log:  {settings.data_dir / srv.LOG_FILE}")
-    typer.echo("  stop: batchyard server stop" + _data_dir_flag(data_dir, settings.data_dir))
+    typer.echo(f"  dashboard: {dashboard(endpoint)}")
+    setting = client_setting(endpoint)
+    if setting:
+        typer.echo(f"  commands:  {setting}   (so that the other commands find it)")
+    typer.echo(f"  log:       {settings.data_dir / srv.LOG_FILE}")
+    typer.echo("  stop:      batchyard server stop" + _data_dir_flag(data_dir, settings.data_dir))
 
 
 def _data_dir_flag(given: Path | None, resolved: Path) -> str:
@@ -201,11 +209,14 @@ def quickstart(
 
     The workload counts the Python standard library's source code in 8 shards (an array
     job), then merges the counts (a job that depends on the array) and prints the result.
-    The server keeps running afterwards; `batchyard server stop` stops it.
+    The server keeps running afterwards; `batchyard server stop` stops it. It ends with the
+    dashboard's address, the BATCHYARD_ENDPOINT setting the other commands need when they
+    would not find the server by themselves, and lines for the AWS CLI and boto3.
     """
     from batchyard import server as srv
     from batchyard.cli.common import out
-    from batchyard.cli.quickstart import ensure_queue, run_workload
+    from batchyard.cli.quickstart import closing, ensure_queue, run_workload
+    from batchyard.cli.startup import port_in_use
     from batchyard.config import ConfigError, load_settings
 
     code = 0
@@ -214,6 +225,9 @@ def quickstart(
         endpoint = srv.read_endpoint(settings.data_dir)
         pid = srv.read_pid(settings.data_dir)
         if endpoint is None or pid is None or not srv.healthy(endpoint):
+            taken = port_in_use(settings)
+            if taken:
+                raise ConfigError(taken)
             argv = ["--data-dir", str(settings.data_dir)]
             if config is not None:
                 argv += ["--config", str(config)]
@@ -233,13 +247,7 @@ def quickstart(
     except Exception as e:  # a refused request or a timeout: say what happened, no traceback
         raise fail(str(e)) from None
     stop = "batchyard server stop" + _data_dir_flag(data_dir, settings.data_dir)
-    typer.echo(
-        f"\nbatchyard keeps running in the background at {endpoint}.\n"
-        "Point any AWS Batch client at it, e.g.\n"
-        f"  aws batch describe-job-queues --endpoint-url {endpoint}\n"
-        f"  boto3.client('batch', endpoint_url='{endpoint}')\n"
-        f"Stop the server with: {stop}"
-    )
+    typer.echo("\n" + closing(endpoint, stop))
     if code:
         raise typer.Exit(code)
 
@@ -277,4 +285,19 @@ app.command("audit", rich_help_panel="Security")(_audit.audit)
 
 
 def main() -> None:
-    app()
+    """Run the command line; a usage error is one ``error:`` line (exit 2), as docs/cli.md
+    says, not click's usage block and boxed panel."""
+    import sys
+
+    from batchyard.cli.common import ClickException, print_error, usage_message
+
+    try:
+        code = app(prog_name="batchyard", standalone_mode=False)
+    except ClickException as e:
+        if type(e).__name__ != "NoArgsIsHelpError":  # `batchyard` alone: the help was shown
+            print_error(usage_message(e))
+        code = e.exit_code  # type: ignore[attr-defined]
+    except typer.Abort:  # end of input at a confirmation prompt
+        print_error("aborted")
+        code = EXIT_FAILED
+    sys.exit(code if isinstance(code, int) else 0)

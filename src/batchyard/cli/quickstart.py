@@ -174,7 +174,7 @@ def run_workload(endpoint: str, console: Any, run_as: str | None = None) -> int:
     result; the exit code (0 when the merge SUCCEEDED)."""
     from batchyard.cli.common import Api
     from batchyard.cli.jobs import report_end
-    from batchyard.cli.logs import _Reader
+    from batchyard.cli.logs import LogReader
     from batchyard.cli.progress import wait
 
     api = Api(endpoint)
@@ -213,20 +213,8 @@ def run_workload(endpoint: str, console: Any, run_as: str | None = None) -> int:
         return 1
     console.print(f"\nResult (the output of job {merge}):\n", highlight=False)
     stream = jobs[merge]["attempts"][-1]["container"]["logStreamName"]
-    _Reader(api, stream, timestamps=False).drain()
+    LogReader(api, stream, timestamps=False).drain()
     console.print("\nWhat ran, and how to look at it:", highlight=False)
-    from batchyard.cli.client import resolve_endpoint
-
-    try:
-        found = resolve_endpoint(None)
-    except Exception:  # an unreadable config file: the hint below is what matters
-        found = None
-    if found != endpoint:
-        console.print(
-            f"  export BATCHYARD_ENDPOINT={endpoint}   (so that the commands below find it)",
-            highlight=False,
-            markup=False,
-        )
     hints = [
         (f"batchyard jobs --queue {NAME}", "the jobs, newest first"),
         (f"batchyard jobs --array {count}", f"the {SHARDS} shards"),
@@ -246,3 +234,25 @@ def run_workload(endpoint: str, console: Any, run_as: str | None = None) -> int:
         markup=False,
     )
     return 0
+
+
+def closing(endpoint: str, stop: str) -> str:
+    """What quickstart ends with: where the server and its dashboard are, the setting the
+    other commands need when they would not find it by themselves, lines for the AWS
+    clients that work as pasted, and how to stop it."""
+    from batchyard.cli.startup import aws_clients, client_setting, dashboard
+
+    lines = [
+        f"batchyard keeps running in the background at {endpoint}.",
+        f"The dashboard: {dashboard(endpoint)}",
+    ]
+    setting = client_setting(endpoint)
+    if setting:
+        lines += [
+            "The other batchyard commands find this server with (in each new shell):",
+            f"  {setting}",
+        ]
+    lines += ["Point any AWS Batch client at it, e.g."]
+    lines += [f"  {line}" for line in aws_clients(endpoint)]
+    lines += [f"Stop the server with: {stop}"]
+    return "\n".join(lines)

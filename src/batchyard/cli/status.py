@@ -20,6 +20,7 @@ from batchyard.cli.common import (
     short,
     styled,
 )
+from batchyard.cli.fit import Col, fitted
 
 _COUNT_STYLE = {"RUNNABLE": "cyan", "RUNNING": "bold blue", "FAILED": "red", "SUCCEEDED": "green"}
 
@@ -43,64 +44,69 @@ _COUNTS = [
 ]
 
 
-def queues_table(queues: list[dict[str, Any]]) -> Table:
-    """A line per queue: its state, priority, jobs per status and compute environments."""
-    t = Table(box=None, header_style="bold", pad_edge=False)
-    t.add_column("QUEUE", no_wrap=True)
-    t.add_column("STATE", no_wrap=True)
-    t.add_column("PRIO", justify="right")
-    for label, _ in _COUNTS:
-        t.add_column(label, justify="right", no_wrap=True)
-    t.add_column("COMPUTE ENVIRONMENTS", overflow="fold", min_width=12)
-    for q in queues:
-        counts = q.get("jobs") or {}
+def queues_table(queues: list[dict[str, Any]], width: int) -> Table:
+    """A line per queue: its state, priority, jobs per status and compute environments,
+    fitted to ``width`` (the compute environments cut or left out first, then the priority)."""
+    counts: list[Col] = []
+    for label, statuses in _COUNTS:
         cells = []
-        for label, statuses in _COUNTS:
-            n = sum(counts.get(s, 0) for s in statuses)
+        for q in queues:
+            n = sum((q.get("jobs") or {}).get(s, 0) for s in statuses)
             style = _COUNT_STYLE.get(label) if n else "bright_black"
             cells.append(f"[{style}]{n}[/]" if style else str(n))
-        state = styled(q["state"]) + ("" if q["status"] == "VALID" else " " + styled(q["status"]))
-        t.add_row(
-            q["name"],
-            state,
-            str(q["priority"]),
-            *cells,
-            ", ".join(q.get("computeEnvironments") or []),
-        )
-    return t
+        counts.append(Col(label, cells, justify="right"))
+    return fitted(
+        [
+            Col("QUEUE", [q["name"] for q in queues]),
+            Col(
+                "STATE",
+                [
+                    styled(q["state"])
+                    + ("" if q["status"] == "VALID" else " " + styled(q["status"]))
+                    for q in queues
+                ],
+            ),
+            Col("PRIO", [str(q["priority"]) for q in queues], justify="right", drop=1),
+            *counts,
+            Col(
+                "COMPUTE ENVIRONMENTS",
+                [", ".join(q.get("computeEnvironments") or []) for q in queues],
+                cut_to=12,
+                drop=2,
+            ),
+        ],
+        width,
+    )
 
 
-def environments_table(ces: list[dict[str, Any]]) -> Table:
-    """A line per compute environment: vCPUs in use of what it can use, memory, attempts."""
-    t = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("COMPUTE ENV", "STATE", "STATUS", "PROVIDER", "vCPUs IN USE", "", "MEMORY IN USE"):
-        t.add_column(col, no_wrap=True)
-    t.add_column("RUNNING", no_wrap=True, justify="right")
-    notes = any(c["status"] != "VALID" for c in ces)
-    if notes:
-        t.add_column("NOTE", overflow="fold", min_width=20)
+def environments_table(ces: list[dict[str, Any]], width: int) -> Table:
+    """A line per compute environment: vCPUs in use of what it can use, memory, attempts,
+    fitted to ``width`` (the provider, the bar, then memory left out first)."""
+    vcpus, bars, memory = [], [], []
     for c in ces:
         cap = c.get("capacityVcpus")
         used = c.get("vcpusInUse") or 0
         limit = f"{cap:g}" if cap is not None else "?"
         if c.get("maxVcpus") is not None and cap is not None and c["maxVcpus"] != cap:
             limit += f" (maxvCpus {c['maxVcpus']})"
+        vcpus.append(f"{used:g} / {limit}")
+        bars.append(bar(used, cap))
         mem_cap = c.get("capacityMemoryMib")
-        mem = f"{c.get('memoryMibInUse') or 0:,} / {mem_cap:,} MiB" if mem_cap else "-"
-        row = [
-            c["name"],
-            styled(c["state"]),
-            styled(c["status"]),
-            c.get("provider") or "-",
-            f"{used:g} / {limit}",
-            bar(used, cap),
-            mem,
-            str(c.get("running") or 0),
-        ]
-        if notes:
-            row.append("" if c["status"] == "VALID" else short(c.get("statusReason"), 80))
-        t.add_row(*row)
-    return t
+        memory.append(f"{c.get('memoryMibInUse') or 0:,} / {mem_cap:,} MiB" if mem_cap else "-")
+    cols = [
+        Col("COMPUTE ENV", [c["name"] for c in ces]),
+        Col("STATE", [styled(c["state"]) for c in ces]),
+        Col("STATUS", [styled(c["status"]) for c in ces]),
+        Col("PROVIDER", [c.get("provider") or "-" for c in ces], drop=5),
+        Col("vCPUs IN USE", vcpus),
+        Col("", bars, drop=4),
+        Col("MEMORY IN USE", memory, drop=3),
+        Col("RUNNING", [str(c.get("running") or 0) for c in ces], justify="right"),
+    ]
+    if any(c["status"] != "VALID" for c in ces):
+        notes = ["" if c["status"] == "VALID" else short(c.get("statusReason"), 80) for c in ces]
+        cols.append(Col("NOTE", notes, cut_to=20, wrap=True))
+    return fitted(cols, width)
 
 
 def render(status: dict[str, Any], endpoint: str) -> Group:
@@ -112,10 +118,11 @@ def render(status: dict[str, Any], endpoint: str) -> Group:
     parts: list[Any] = [head, Text("")]
     queues = status.get("queues") or []
     ces = status.get("computeEnvironments") or []
-    parts.append(queues_table(queues) if queues else Text("no job queues yet", style="dim"))
+    width = out.width
+    parts.append(queues_table(queues, width) if queues else Text("no job queues yet", style="dim"))
     parts.append(Text(""))
     parts.append(
-        environments_table(ces) if ces else Text("no compute environments yet", style="dim")
+        environments_table(ces, width) if ces else Text("no compute environments yet", style="dim")
     )
     return Group(*parts)
 

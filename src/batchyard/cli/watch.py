@@ -34,6 +34,7 @@ from batchyard.cli.common import (
     run_time,
     short,
 )
+from batchyard.cli.fit import Col, fitted
 from batchyard.cli.status import environments_table, queues_table
 
 MAX_ROWS = 10
@@ -87,52 +88,54 @@ def snapshot(api: Api, queue: str | None) -> dict[str, Any]:
     return {"status": status, "running": running, "arrays": arrays, "failed": failed}
 
 
-def _running_table(jobs: list[dict[str, Any]], rows: int) -> Table:
-    t = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("JOB ID", "NAME", "QUEUE", "STATUS", "RUNNING FOR"):
-        t.add_column(col, no_wrap=True)
+def _running_table(jobs: list[dict[str, Any]], rows: int, width: int, queue: bool) -> Table:
     shown = jobs[:rows] if len(jobs) <= rows else jobs[: max(1, rows - 1)]
-    for j in shown:
-        t.add_row(j["jobId"], j.get("jobName", ""), j.get("jobQueue", ""), j["status"], run_time(j))
-    if len(jobs) > len(shown):
-        t.add_row("…", f"and {len(jobs) - len(shown)} more", "", "", "")
-    return t
+    more = len(jobs) - len(shown)
+    ids = [j["jobId"] for j in shown] + (["…"] if more else [])
+    names = [j.get("jobName", "") for j in shown] + ([f"and {more} more"] if more else [])
+    cols = [
+        Col("JOB ID", ids),
+        Col("NAME", names, cut_to=8, drop=1),
+        Col("STATUS", [j["status"] for j in shown]),
+        Col("RUNNING FOR", [run_time(j) for j in shown]),
+    ]
+    if queue:
+        cols.insert(2, Col("QUEUE", [j.get("jobQueue", "") for j in shown], cut_to=8, drop=2))
+    return fitted(cols, width)
 
 
-def _arrays_table(arrays: list[dict[str, Any]], rows: int) -> Table:
-    t = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("ARRAY JOB", "NAME", "QUEUE", "PROGRESS", ""):
-        t.add_column(col, no_wrap=True)
-    for a in arrays[:rows]:
+def _arrays_table(arrays: list[dict[str, Any]], rows: int, width: int, queue: bool) -> Table:
+    arrays = arrays[:rows]
+    bars = []
+    for a in arrays:
         props = a.get("arrayProperties") or {}
-        size = props.get("size") or 1
         counts = props.get("statusSummary") or {}
         done = counts.get("SUCCEEDED", 0) + counts.get("FAILED", 0)
-        t.add_row(
-            a["jobId"],
-            a.get("jobName", ""),
-            a.get("jobQueue", ""),
-            ProgressBar(total=size, completed=done, width=30),
-            array_progress(a),
-        )
-    return t
+        bars.append(ProgressBar(total=props.get("size") or 1, completed=done, width=None))
+    cols = [
+        Col("ARRAY JOB", [a["jobId"] for a in arrays]),
+        Col("NAME", [a.get("jobName", "") for a in arrays], cut_to=8, drop=2),
+        Col("PROGRESS", bars, natural=30, cut_to=10, drop=1),
+        Col("", [array_progress(a) for a in arrays], cut_to=20),
+    ]
+    if queue:
+        cols.insert(2, Col("QUEUE", [a.get("jobQueue", "") for a in arrays], cut_to=8, drop=3))
+    return fitted(cols, width)
 
 
-def _failed_table(jobs: list[dict[str, Any]], rows: int) -> Table:
-    t = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("JOB ID", "NAME", "QUEUE", "ENDED", "EXIT", "REASON"):
-        t.add_column(col, no_wrap=col != "REASON", overflow="fold")
-    for j in jobs[:rows]:
-        code = (j.get("container") or {}).get("exitCode")
-        t.add_row(
-            j["jobId"],
-            j.get("jobName", ""),
-            j.get("jobQueue", ""),
-            ago(j.get("stoppedAt")),
-            "-" if code is None else str(code),
-            short(j.get("statusReason"), 70),
-        )
-    return t
+def _failed_table(jobs: list[dict[str, Any]], rows: int, width: int, queue: bool) -> Table:
+    jobs = jobs[:rows]
+    codes = [(j.get("container") or {}).get("exitCode") for j in jobs]
+    cols = [
+        Col("JOB ID", [j["jobId"] for j in jobs]),
+        Col("NAME", [j.get("jobName", "") for j in jobs], cut_to=8, drop=1),
+        Col("ENDED", [ago(j.get("stoppedAt")) for j in jobs]),
+        Col("EXIT", ["-" if code is None else str(code) for code in codes]),
+        Col("REASON", [short(j.get("statusReason"), 70) for j in jobs], cut_to=10),
+    ]
+    if queue:
+        cols.insert(2, Col("QUEUE", [j.get("jobQueue", "") for j in jobs], cut_to=8, drop=2))
+    return fitted(cols, width)
 
 
 def _budget(height: int, data: dict[str, Any]) -> tuple[int, int, int]:
@@ -147,38 +150,55 @@ def _budget(height: int, data: dict[str, Any]) -> tuple[int, int, int]:
     return max(1, room - failures - arrays), arrays, failures
 
 
-def frame(api: Api, queue: str | None, interval: float, height: int = 10_000) -> Group:
-    """One screen of the watch, fitted to ``height`` lines."""
+def _head(endpoint: str, queue: str | None, interval: float, width: int) -> Text:
+    """The first line: what is watched and when; the date and the keys only when they fit."""
+    scope = f"queue {queue}" if queue else "all queues"
+    now = clock(now_ms())
+    line = f"  {endpoint}  {scope}  {now}  (every {interval:g} s; q or Ctrl-C quits)"
+    for shorter in (
+        f"  {endpoint}  {scope}  {now[-8:]}  (q quits)",
+        f"  {endpoint}  {scope}  {now[-8:]}",
+    ):
+        if len("batchyard watch") + len(line) <= width:
+            break
+        line = shorter
+    return Text.assemble(("batchyard watch", "bold"), line, no_wrap=True, overflow="ellipsis")
+
+
+def frame(
+    api: Api, queue: str | None, interval: float, height: int = 10_000, width: int = 160
+) -> Group:
+    """One screen of the watch, fitted to ``height`` lines and ``width`` columns."""
     data = snapshot(api, queue)
     status = data["status"]
     running_rows, array_rows, failure_rows = _budget(height, data)
-    scope = f"queue {queue}" if queue else "all queues"
-    head = Text.assemble(
-        ("batchyard watch", "bold"),
-        f"  {api.endpoint}  {scope}  {clock(now_ms())}  (every {interval:g} s; q or Ctrl-C quits)",
-    )
+    head = _head(api.endpoint, queue, interval, width)
+    inner = width - 4  # a panel's borders and padding
+    many = queue is None  # watching one queue: no QUEUE columns
     queues = status.get("queues") or []
     ces = status.get("computeEnvironments") or []
     running, arrays, failed = data["running"], data["arrays"], data["failed"]
     panels: list[tuple[str, Any]] = [
-        ("queues", queues_table(queues) if queues else Text("no job queues")),
+        ("queues", queues_table(queues, inner) if queues else Text("no job queues")),
         (
             "compute environments",
-            environments_table(ces) if ces else Text("no compute environments"),
+            environments_table(ces, inner) if ces else Text("no compute environments"),
         ),
         (
             f"running ({len(running)})",
-            _running_table(running, running_rows)
+            _running_table(running, running_rows, inner, many)
             if running
             else Text("nothing is running", style="dim"),
         ),
     ]
     if arrays:
-        panels.append(("array jobs", _arrays_table(arrays, array_rows)))
+        panels.append(("array jobs", _arrays_table(arrays, array_rows, inner, many)))
     panels.append(
         (
             "recent failures",
-            _failed_table(failed, failure_rows) if failed else Text("no failures", style="dim"),
+            _failed_table(failed, failure_rows, inner, many)
+            if failed
+            else Text("no failures", style="dim"),
         )
     )
     return Group(head, *(Panel(body, title=title, title_align="left") for title, body in panels))
@@ -230,12 +250,13 @@ def watch(
     Redrawn every --interval seconds; press q (or Ctrl-C) to quit."""
     api = Api(endpoint)
     if once or not out.is_terminal:
-        out.print(frame(api, queue, interval))
+        out.print(frame(api, queue, interval, width=out.width))
         return
-    first = frame(api, queue, interval, out.size.height)
+    first = frame(api, queue, interval, out.size.height, out.size.width)
     with _keys() as keys, Live(first, console=out, screen=True, auto_refresh=False) as live:
         try:
             while not _quit_pressed(interval, keys):
-                live.update(frame(api, queue, interval, out.size.height), refresh=True)
+                screen = frame(api, queue, interval, out.size.height, out.size.width)
+                live.update(screen, refresh=True)
         except KeyboardInterrupt:
             pass
