@@ -49,7 +49,7 @@ def test_submit_wait_exit_codes(cli, cli_server, unique):
     assert bad.code == 1, bad
     job = batch.describe_jobs(jobs=[bad.lines[0]])["jobs"][0]
     assert job["status"] == "FAILED" and len(job["attempts"]) == 2
-    assert job["retryStrategy"] == {"attempts": 2}
+    assert job["retryStrategy"] == {"attempts": 2, "evaluateOnExit": []}
     assert f"batchyard explain {job['jobId']}" in bad.stderr
     assert f"batchyard logs {job['jobId']}" in bad.stderr
 
