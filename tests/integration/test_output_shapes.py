@@ -15,6 +15,7 @@ from botocore.model import Shape
 from helpers import (
     EMPTY_CONTAINER,
     EMPTY_EKS_CONTAINER,
+    describe_ce,
     make_ce,
     make_queue,
     register_jd,
@@ -116,16 +117,7 @@ def test_compute_environment_like_the_example(batch, unique):
         computeResources=documented["computeResources"],
     )
     ce = wait_for(
-        lambda: next(
-            (
-                c
-                for c in batch.describe_compute_environments(computeEnvironments=[name])[
-                    "computeEnvironments"
-                ]
-                if c["status"] == "VALID"
-            ),
-            None,
-        ),
+        lambda: (c := describe_ce(batch, name)) is not None and c["status"] == "VALID" and c,
         what=f"compute environment {name} to become VALID",
     )
     assert_like(ce, documented, "ComputeEnvironmentDetail")
