@@ -20,8 +20,9 @@ Sources, as cited below:
 - ``eks``: AWS's EKS Blueprints, docs/teams/aws-batch-on-eks-team.md (aws-quickstart/
   cdk-eks-blueprints), a ``describe-jobs`` answer for a job on Amazon EKS.
 - ``terraform``: the Terraform AWS provider (internal/service/batch/container_properties.go,
-  eks_properties.go), which discards "an empty array [the API] adds when not configured" and
-  "the default Fargate platform configuration" before comparing job definitions.
+  eks_properties.go), which before comparing job definitions removes what the API adds ("an
+  empty array when not configured during the request", "the default Fargate platform
+  configuration", empty linuxParameters lists, and for EKS "all empty slices").
 - ``fargate``: the API reference, FargatePlatformConfiguration: "If one isn't specified, the
   LATEST platform version is used by default."
 - ``tags``: every Batch resource's ``tags`` is the same ``TagrisTagsMap``; AWS answers it ``{}``
