@@ -53,7 +53,7 @@ def test_submit_wait_exit_codes(cli, cli_server, unique):
     assert bad.code == 1, bad
     job = batch.describe_jobs(jobs=[bad.lines[0]])["jobs"][0]
     assert job["status"] == "FAILED" and len(job["attempts"]) == 2
-    assert job["retryStrategy"] == {"attempts": 2}
+    assert job["retryStrategy"] == {"attempts": 2, "evaluateOnExit": []}
     # the output of the last attempt, and how it ended
     assert len(bad.lines) == 1, bad
     said = bad.stderr.splitlines()

@@ -203,3 +203,41 @@ def test_print_schema_is_the_published_schema(cli):
         "jobQueues",
         "jobDefinitions",
     }
+
+
+def test_what_aws_fills_in_is_no_change(cli, cli_server, unique, tmp_path):
+    """Described back, a Fargate definition has platformVersion LATEST and empty lists it was
+    never sent (as on AWS); applying the same stack again changes nothing."""
+    batch = cli_server.client("batch")
+    plain, pinned = unique("fargate"), unique("latest")
+    path = tmp_path / "stack.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            jobDefinitions:
+              - jobDefinitionName: {plain}
+                type: container
+                platformCapabilities: [FARGATE]
+                containerProperties:
+                  command: [echo, hi]
+                  resourceRequirements: [{{type: VCPU, value: "0.25"}}, {{type: MEMORY, value: "512"}}]
+              - jobDefinitionName: {pinned}
+                type: container
+                platformCapabilities: [FARGATE]
+                containerProperties:
+                  command: [echo, hi]
+                  environment: []
+                  resourceRequirements: [{{type: VCPU, value: "0.25"}}, {{type: MEMORY, value: "512"}}]
+                  fargatePlatformConfiguration: {{platformVersion: LATEST}}
+            """
+        )
+    )
+    r = cli("apply", "-f", str(path))
+    assert r.code == 0, r
+    (jd,) = batch.describe_job_definitions(jobDefinitionName=plain)["jobDefinitions"]
+    assert jd["containerProperties"]["fargatePlatformConfiguration"] == {
+        "platformVersion": "LATEST"
+    }
+    r = cli("diff", "-f", str(path), "--exit-code")
+    assert r.code == 0 and "no differences" in r.stdout, r
+    assert (revisions(batch, plain), revisions(batch, pinned)) == ([1], [1])

@@ -141,6 +141,13 @@ CONTAINER = {
 }
 
 
+# What AWS answers for a container's lists left unset (docs/api-compatibility.md, "Response
+# defaults"): {**EMPTY_CONTAINER, **what_was_registered} is what DescribeJobDefinitions shows.
+_CONTAINER_LISTS = "command environment mountPoints ulimits volumes resourceRequirements secrets"
+EMPTY_CONTAINER: dict[str, Any] = {k: [] for k in _CONTAINER_LISTS.split()}
+EMPTY_EKS_CONTAINER: dict[str, Any] = {k: [] for k in ("command", "args", "env", "volumeMounts")}
+
+
 def register_jd(batch: Any, name: str, **extra: Any) -> dict[str, Any]:
     """Register a small container job definition; returns RegisterJobDefinition's answer."""
     extra.setdefault("containerProperties", CONTAINER)

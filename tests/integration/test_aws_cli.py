@@ -11,7 +11,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from helpers import CONTAINER, arn, describe_ce, describe_queue, make_ce, wait_for
+from helpers import (
+    CONTAINER,
+    EMPTY_CONTAINER,
+    arn,
+    describe_ce,
+    describe_queue,
+    make_ce,
+    wait_for,
+)
 
 from support.server import CLIENT_ENV
 
@@ -107,7 +115,8 @@ def job_definition(server, batch, unique):
         "revision": 1,
     }
     (jd,) = aws(server, "describe-job-definitions", "--job-definition-name", name)["jobDefinitions"]
-    assert jd["containerProperties"] == CONTAINER and jd["parameters"] == {"message": "hi"}
+    assert jd["containerProperties"] == {**EMPTY_CONTAINER, **CONTAINER}
+    assert jd["parameters"] == {"message": "hi"}
     assert aws(server, "deregister-job-definition", "--job-definition", f"{name}:1") == {}
     found = batch.describe_job_definitions(jobDefinitions=[f"{name}:1"])["jobDefinitions"]
     assert [j["status"] for j in found] == ["INACTIVE"]
@@ -124,7 +133,7 @@ def scheduling_policy(server, batch, unique):
     (found,) = aws(server, "describe-scheduling-policies", "--arns", policy_arn)[
         "schedulingPolicies"
     ]
-    assert found == {"name": name, "arn": policy_arn, "fairsharePolicy": policy}
+    assert found == {"name": name, "arn": policy_arn, "fairsharePolicy": policy, "tags": {}}
     assert aws(server, "delete-scheduling-policy", "--arn", policy_arn) == {}
     assert batch.describe_scheduling_policies(arns=[policy_arn])["schedulingPolicies"] == []
 

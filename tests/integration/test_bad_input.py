@@ -616,7 +616,7 @@ def test_null_means_not_sent(server, batch, unique):
     response = send(server, "POST", "/v1/createschedulingpolicy", body)
     assert response.status_code == 200, response.text
     (policy,) = batch.describe_scheduling_policies(arns=[name])["schedulingPolicies"]
-    assert "tags" not in policy and policy["fairsharePolicy"] == {}
+    assert policy["tags"] == {} and policy["fairsharePolicy"] == {}
     response = send(
         server, "POST", "/v1/describecomputeenvironments", {"computeEnvironments": None}
     )

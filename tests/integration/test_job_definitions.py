@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from helpers import CONTAINER, arn, client_error, paginate, register_jd, tamper
+from helpers import (
+    CONTAINER,
+    EMPTY_CONTAINER,
+    EMPTY_EKS_CONTAINER,
+    arn,
+    client_error,
+    paginate,
+    register_jd,
+    tamper,
+)
 
 
 def revisions(batch, name: str, **filters) -> list[tuple[int, str]]:
@@ -58,6 +67,13 @@ def test_register_and_describe_everything_back(batch, unique):
         "type": "container",
         "containerOrchestrationType": "ECS",
         **request,
+        # what AWS answers for the lists and maps left out (docs/api-compatibility.md)
+        "containerProperties": {
+            **container,
+            "secrets": [],
+            "linuxParameters": {**container["linuxParameters"], "devices": [], "tmpfs": []},
+            "logConfiguration": {**container["logConfiguration"], "secretOptions": []},
+        },
     }
 
 
@@ -84,9 +100,22 @@ def test_other_kinds_of_job_definition(batch, unique):
         jd["jobDefinitionName"]: jd
         for jd in batch.describe_job_definitions(jobDefinitions=[multi, eks, ecs])["jobDefinitions"]
     }
-    assert found[multi]["type"] == "multinode" and found[multi]["nodeProperties"] == nodes
+    assert found[multi]["type"] == "multinode"
+    assert found[multi]["nodeProperties"] == {
+        **nodes,
+        "nodeRangeProperties": [
+            {**r, "container": {**EMPTY_CONTAINER, **r["container"]}}
+            for r in nodes["nodeRangeProperties"]
+        ],
+    }
     assert found[eks]["containerOrchestrationType"] == "EKS"
-    assert found[eks]["eksProperties"] == {"podProperties": pod}
+    assert found[eks]["eksProperties"] == {
+        "podProperties": {
+            **pod,
+            "containers": [{**EMPTY_EKS_CONTAINER, **c} for c in pod["containers"]],
+            "volumes": [],
+        }
+    }
     assert found[ecs]["containerOrchestrationType"] == "ECS"
     assert found[ecs]["ecsProperties"] == {"taskProperties": [task]}
 

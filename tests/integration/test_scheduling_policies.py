@@ -57,7 +57,7 @@ def test_a_policy_without_fairshare_settings(batch, unique):
     name = unique("sp")
     policy_arn = batch.create_scheduling_policy(name=name)["arn"]
     (policy,) = describe(batch, policy_arn)
-    assert policy == {"name": name, "arn": policy_arn, "fairsharePolicy": {}}
+    assert policy == {"name": name, "arn": policy_arn, "fairsharePolicy": {}, "tags": {}}
 
 
 def test_describe_several_and_unknown(batch, unique):

@@ -34,20 +34,20 @@ def one_of_each(batch, unique, tags: dict[str, str]) -> dict[str, str]:
     }
 
 
-def described_tags(batch, kind: str, resource_arn: str) -> dict[str, str] | None:
-    """The tags the resource's own describe call shows."""
+def described_tags(batch, kind: str, resource_arn: str) -> dict[str, str]:
+    """The tags the resource's own describe call shows (always there, as on AWS)."""
     name = resource_arn.split("/", 1)[1]
     if kind == "compute-environment":
-        return describe_ce(batch, name).get("tags")
+        return describe_ce(batch, name)["tags"]
     if kind == "job-queue":
-        return describe_queue(batch, name).get("tags")
+        return describe_queue(batch, name)["tags"]
     if kind == "job-definition":
         (jd,) = batch.describe_job_definitions(jobDefinitions=[resource_arn])["jobDefinitions"]
-        return jd.get("tags")
+        return jd["tags"]
     if kind == "scheduling-policy":
         (policy,) = batch.describe_scheduling_policies(arns=[resource_arn])["schedulingPolicies"]
-        return policy.get("tags")
-    return batch.describe_consumable_resource(consumableResource=resource_arn).get("tags")
+        return policy["tags"]
+    return batch.describe_consumable_resource(consumableResource=resource_arn)["tags"]
 
 
 def test_tags_on_create_then_tag_and_untag(batch, unique):
@@ -62,7 +62,7 @@ def test_tags_on_create_then_tag_and_untag(batch, unique):
         assert described_tags(batch, kind, resource_arn) == {"stage": "prod", "owner": "b"}, kind
         batch.untag_resource(resourceArn=resource_arn, tagKeys=["stage", "owner"])
         assert tags_of(batch, resource_arn) == {}, kind
-        assert described_tags(batch, kind, resource_arn) is None, kind
+        assert described_tags(batch, kind, resource_arn) == {}, kind
 
 
 def test_tags_of_each_revision_are_its_own(batch, unique):

@@ -112,14 +112,19 @@ def inline_definition(command: list[str], image: str | None) -> dict[str, Any]:
 
 def ensure_inline_definition(batch: Any, spec: dict[str, Any]) -> str:
     """An ACTIVE revision with exactly this spec (reused), else a newly registered one."""
+    from batchyard.api.defaults import without_defaults
+
     name = spec["jobDefinitionName"]
+    # described back, a container also carries the empty lists AWS fills in
+    shape = batch.meta.service_model.shape_for("ContainerProperties")
     pages = batch.get_paginator("describe_job_definitions").paginate(
         jobDefinitionName=name, status="ACTIVE"
     )
     for page in pages:
         for jd in sorted(page["jobDefinitions"], key=lambda d: -d["revision"]):
             if (
-                jd.get("containerProperties") == spec["containerProperties"]
+                without_defaults(jd.get("containerProperties"), shape)
+                == spec["containerProperties"]
                 and jd["type"] == (spec["type"])
             ):
                 return f"{name}:{jd['revision']}"

@@ -16,7 +16,7 @@ def render_compute_environment(env: Env, ce: ComputeEnvironment) -> dict[str, An
         **ce.spec,
         "compute_environment_name": ce.name,
         "compute_environment_arn": env.arns.arn(CE, ce.name),
-        "tags": ce.tags or None,
+        "tags": ce.tags,
         "type": ce.type,
         "state": ce.state,
         "status": ce.status,
@@ -42,7 +42,7 @@ def render_job_queue(env: Env, q: JobQueue) -> dict[str, Any]:
             for e in q.compute_environment_order
         ],
         "job_queue_type": q.spec.get("job_queue_type"),
-        "tags": q.tags or None,
+        "tags": q.tags,
         "job_state_time_limit_actions": q.job_state_time_limit_actions or None,
     }
 

@@ -19,7 +19,7 @@ def render_job_definition(env: Env, jd: JobDefinition) -> dict[str, Any]:
         "revision": jd.revision,
         "status": jd.status,
         "type": jd.type,
-        "tags": jd.tags or None,
+        "tags": jd.tags,
         "container_orchestration_type": container_kind,
     }
 

@@ -11,7 +11,7 @@ SP, CR = "scheduling-policy", "consumable-resource"
 
 
 def render_scheduling_policy(env: Env, p: SchedulingPolicy) -> dict[str, Any]:
-    return {**p.spec, "name": p.name, "arn": env.arns.arn(SP, p.name), "tags": p.tags or None}
+    return {**p.spec, "name": p.name, "arn": env.arns.arn(SP, p.name), "tags": p.tags}
 
 
 def render_consumable_resource(env: Env, cr: ConsumableResource) -> dict[str, Any]:
@@ -23,7 +23,7 @@ def render_consumable_resource(env: Env, cr: ConsumableResource) -> dict[str, An
         "available_quantity": cr.available_quantity,
         "resource_type": cr.resource_type,
         "created_at": cr.created_at,
-        "tags": cr.tags or None,
+        "tags": cr.tags,
     }
 
 

@@ -542,6 +542,7 @@ class Planner:
         return c
 
     def _definition(self, i: int, item: dict[str, Any], cur: dict[str, Any] | None) -> Change:
+        from batchyard.api.defaults import without_defaults
         from batchyard.api.model import batch_model
 
         name = item["jobDefinitionName"]
@@ -552,6 +553,9 @@ class Planner:
         members = batch_model().operation_model("RegisterJobDefinition").input_shape.members
         have = {k: v for k, v in cur.items() if k in members and k != "jobDefinitionName"}
         want = {k: v for k, v in item.items() if k != "jobDefinitionName"}
+        # what AWS answers for unset members (Fargate's LATEST) is no change
+        shape = batch_model().shape_for("JobDefinition")
+        have, want = without_defaults(have, shape), without_defaults(want, shape)
         c.fields = diff_values(have, want, "")
         if c.fields:
             c.note = f"new revision after {name}:{cur['revision']}"
