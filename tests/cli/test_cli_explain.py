@@ -182,6 +182,9 @@ def test_a_failed_start_says_what_is_wrong_once(cli, cli_server, unique, tmp_pat
         "…8 more…:/opt/tool-10/versions/3.11.7/bin:/opt/tool-11/versions/3.11.7/bin:/bin)",
         "/no/such/dir/run.sh": "CannotStartContainerError: '/no/such/dir/run.sh' does not exist",
         str(plain): f"CannotStartContainerError: '{plain}' is not executable (chmod +x {plain})",
+        str(tmp_path): f"CannotStartContainerError: '{tmp_path}' is a directory, not a command",
+        "./run.sh": "CannotStartContainerError: './run.sh' does not exist: a relative path is "
+        "looked up in the job's working directory, which starts empty; give an absolute path",
     }
     for command, reason in cases.items():
         jd = unique("jd")
