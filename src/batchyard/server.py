@@ -140,7 +140,7 @@ class Runtime:
         )
         self.services = Services(ctx)
         self.logs_service = Logs(ctx, self.logs)
-        self.insight = Insight(ctx, self.reconciler.capacity)
+        self.insight = Insight(ctx, self.reconciler.capacity, self.logs)
         self.usage = Usage(ctx)
         self.events = EventBuilder(self.store, self.services, self.arns)
         self.webhooks = WebhookDelivery(
@@ -262,6 +262,9 @@ def serve(settings: Settings) -> None:
         settings.data_dir,
         settings.auth,
     )
+    note = isolation.startup_note(runtime.job_identity, os.environ.get("PATH", ""))
+    if note:
+        log.info("%s", note)
     config = uvicorn.Config(
         app,
         log_level=settings.log_level,

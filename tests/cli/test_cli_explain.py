@@ -164,3 +164,56 @@ def test_explain_retries_and_failures(cli, cli_server, unique):
     assert f"batchyard jobs --array {r.lines[0]} --status FAILED" in out
     missing = cli("explain", "no-such-job")
     assert missing.code == 1 and "does not exist" in missing.stderr
+
+
+def test_a_failed_start_says_what_is_wrong_once(cli, cli_server, unique, tmp_path):
+    """A command that cannot start: one reason saying what is wrong (a long PATH shortened,
+    a path that does not exist or is not executable said as such), through DescribeJobs
+    and explain, each shown once, and never Python's None."""
+    batch = cli_server.client("batch")
+    queue = setup_queue(batch, unique)
+    long_path = ":".join(f"/opt/tool-{i:02d}/versions/3.11.7/bin" for i in range(12)) + ":/bin"
+    plain = tmp_path / "run.sh"
+    plain.write_text("echo never\n")
+    plain.chmod(0o644)
+    cases = {
+        "no-such-command-xyz": "CannotStartContainerError: command 'no-such-command-xyz' was "
+        "not found on PATH (/opt/tool-00/versions/3.11.7/bin:/opt/tool-01/versions/3.11.7/bin:"
+        "…8 more…:/opt/tool-10/versions/3.11.7/bin:/opt/tool-11/versions/3.11.7/bin:/bin)",
+        "/no/such/dir/run.sh": "CannotStartContainerError: '/no/such/dir/run.sh' does not exist",
+        str(plain): f"CannotStartContainerError: '{plain}' is not executable (chmod +x {plain})",
+        str(tmp_path): f"CannotStartContainerError: '{tmp_path}' is a directory, not a command",
+        "./run.sh": "CannotStartContainerError: './run.sh' does not exist: a relative path is "
+        "looked up in the job's working directory, which starts empty; give an absolute path",
+    }
+    for command, reason in cases.items():
+        jd = unique("jd")
+        batch.register_job_definition(
+            jobDefinitionName=jd,
+            type="container",
+            containerProperties={
+                "command": [command],
+                "environment": [{"name": "PATH", "value": long_path}],
+                "resourceRequirements": [
+                    {"type": "VCPU", "value": "0.25"},
+                    {"type": "MEMORY", "value": "32"},
+                ],
+            },
+        )
+        job_id = batch.submit_job(jobName="nostart", jobQueue=queue, jobDefinition=jd)["jobId"]
+        job = wait_job(batch, job_id)
+        assert job["status"] == "FAILED"
+        assert job["statusReason"] == reason  # DescribeJobs, as boto3 reads it
+        assert job["attempts"][0]["container"]["reason"] == reason
+
+        r = cli("explain", job_id)
+        assert r.code == 0, r
+        out = flat(r.stdout.translate({ord(c): " " for c in "│╭╮╰╯"}))
+        assert f"FAILED after 1 attempt(s): {reason}." in out, out
+        assert out.count(reason) == 1, out  # summary only: the attempt and history refer to it
+        assert "None" not in out and "exited with code" not in out
+        assert long_path not in out and out.count("/opt/tool-00/") <= 1
+        assert "batchyard logs" not in out  # it wrote nothing
+        doc = json.loads(cli("explain", job_id, "--output", "json").stdout)
+        assert doc["summary"] == f"FAILED after 1 attempt(s): {reason}."
+        assert doc["attempts"][0]["why"] == reason and doc["attempts"][0]["exitCode"] is None

@@ -199,8 +199,14 @@ def test_command_that_cannot_start(batch, ray_queue, unique):
     job_id = batch.submit_job(jobName="nocmd", jobQueue=ray_queue, jobDefinition=jd)["jobId"]
     job = wait_job(batch, job_id)
     assert job["status"] == "FAILED"
-    assert job["statusReason"].startswith("CannotStartContainerError: command ")
-    assert "no-such-command-anywhere" in job["statusReason"]
+    assert job["statusReason"].startswith(
+        "CannotStartContainerError: command 'no-such-command-anywhere' was not found on PATH ("
+    )
+    # an absolute path: the same reason as the local provider gives
+    jd = register(batch, unique, ["/no/such/dir/run.sh"])
+    job_id = batch.submit_job(jobName="nopath", jobQueue=ray_queue, jobDefinition=jd)["jobId"]
+    job = wait_job(batch, job_id)
+    assert job["statusReason"] == "CannotStartContainerError: '/no/such/dir/run.sh' does not exist"
 
 
 def test_a_job_bigger_than_any_node_fails_with_the_reason(batch, ray_queue, unique):

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import subprocess
 import sys
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
-import pytest
 from botocore.config import Config
 
+from support.identity import JOB_USER, ROOT, needs_isolation  # noqa: F401 - re-exported
 from support.server import ServerProcess
 from support.shapes import check_response
 
@@ -23,19 +22,9 @@ ADMIN_POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
 }
-ROOT = os.geteuid() == 0
-try:
-    pwd.getpwnam("batchyard-jobs")
-    JOB_USER = True
-except KeyError:
-    JOB_USER = False
 # jobs as the unprivileged default a root server uses: a uid of their own per attempt
 ISOLATED = {"run_as": "batchyard-jobs", "isolate_jobs": "true"} if ROOT and JOB_USER else {}
 SECURE = {"auth": "required", "rate_limit": 1000, **ISOLATED}
-needs_isolation = pytest.mark.skipif(
-    not (ROOT and JOB_USER),
-    reason="needs root and the batchyard-jobs user (scripts/setup-test-env creates it)",
-)
 
 
 @dataclass

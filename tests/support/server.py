@@ -65,6 +65,9 @@ class ServerProcess:
             cmd += ["--database-url", self.database_url]
         env = {**os.environ, **{f"BATCHYARD_{k.upper()}": str(v) for k, v in self.settings.items()}}
         env.pop("BATCHYARD_CONFIG", None)
+        for k, v in self.settings.items():  # None: the server's default, not the suite's
+            if v is None:
+                env.pop(f"BATCHYARD_{k.upper()}", None)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 cmd, stdout=log, stderr=log, env=env, start_new_session=True

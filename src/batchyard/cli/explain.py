@@ -96,7 +96,11 @@ def _dependencies(deps: list[dict[str, Any]]) -> Table:
     return t
 
 
-def _attempts(attempts: list[dict[str, Any]]) -> Table:
+AS_ABOVE = "(as above)"
+
+
+def _attempts(attempts: list[dict[str, Any]], shown: str | None) -> Table:
+    """The attempts; a reason already shown above (the job's own) is not repeated."""
     t = Table(box=None, header_style="bold", pad_edge=False)
     for col in ("#", "COMPUTE ENV", "STATUS", "STARTED", "RAN", "EXIT", "REASON", "LOG STREAM"):
         t.add_column(col, overflow="fold")
@@ -106,7 +110,9 @@ def _attempts(attempts: list[dict[str, Any]]) -> Table:
             if a.get("startedAt") and a.get("stoppedAt")
             else "-"
         )
-        reason = "; ".join(x for x in (a.get("statusReason"), a.get("reason")) if x)
+        reason = a.get("why") or "; ".join(x for x in (a.get("statusReason"), a.get("reason")) if x)
+        if shown and reason == shown:
+            reason = AS_ABOVE
         t.add_row(
             str(a["number"]),
             a.get("computeEnvironment") or "-",
@@ -120,7 +126,8 @@ def _attempts(attempts: list[dict[str, Any]]) -> Table:
     return t
 
 
-def _history(transitions: list[dict[str, Any]], limit: int = 12) -> Table:
+def _history(transitions: list[dict[str, Any]], told: str | None, limit: int = 12) -> Table:
+    """The last transitions; a reason already shown above (the job's own) is not repeated."""
     t = Table(box=None, header_style="bold", pad_edge=False)
     for col in ("AT", "CHANGE", "REASON"):
         t.add_column(col, overflow="fold", no_wrap=col != "REASON")
@@ -129,7 +136,8 @@ def _history(transitions: list[dict[str, Any]], limit: int = 12) -> Table:
         t.add_row("…", f"{len(transitions) - limit} earlier", "")
     for h in shown:
         change = f"{h['from'] or '·'} → {h['to']}"
-        t.add_row(clock(h["at"]), change, h.get("reason") or "")
+        reason = h.get("reason") or ""
+        t.add_row(clock(h["at"]), change, AS_ABOVE if told and reason == told else reason)
     return t
 
 
@@ -175,7 +183,7 @@ def next_steps(e: dict[str, Any], job: dict[str, Any] | None) -> list[str]:
         steps.append(f"batchyard logs --follow {job_id}")
     elif status == "FAILED":
         attempts = e.get("attempts") or []
-        if attempts:
+        if attempts and attempts[-1].get("startedAt") is not None:  # else it wrote nothing
             steps.append(f"batchyard logs {job_id} --attempt {attempts[-1]['number']}")
         for d in e.get("dependencies") or []:
             if d["status"] == "FAILED":
@@ -205,6 +213,8 @@ def render(e: dict[str, Any], job: dict[str, Any] | None, history: list[dict[str
         facts.add_row("statusReason", e["statusReason"])
     if e.get("request"):
         facts.add_row("requests", _amount(e["request"]))
+    if e.get("ranAs"):
+        facts.add_row("ran as", e["ranAs"])
     q = e.get("queue")
     if q:
         line = f"{q['name']}  {styled(q['state'])} {styled(q['status'])}  priority {q['priority']}"
@@ -233,10 +243,11 @@ def render(e: dict[str, Any], job: dict[str, Any] | None, history: list[dict[str
         )
     if e.get("dependencies"):
         parts.append(_section("Dependencies", _dependencies(e["dependencies"])))
+    shown = e.get("statusReason")  # in the summary or the facts above
     if e.get("attempts"):
-        parts.append(_section("Attempts", _attempts(e["attempts"])))
+        parts.append(_section("Attempts", _attempts(e["attempts"], shown)))
     if history:
-        parts.append(_section("History", _history(history)))
+        parts.append(_section("History", _history(history, shown)))
     steps = next_steps(e, job)
     if steps:
         parts.append(_section("Next", Group(*(Text(f"→ {s}") for s in steps))))

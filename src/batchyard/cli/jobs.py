@@ -578,7 +578,9 @@ def _requirements(container: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def render_job(job: dict[str, Any]) -> Panel:
+def render_job(job: dict[str, Any], explained: dict[str, Any] | None = None) -> Panel:
+    """The job as DescribeJobs has it; ``explained`` (the server's explain document) adds
+    who its attempts ran as and, for a failure on a permission, how to grant access."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
@@ -628,6 +630,11 @@ def render_job(job: dict[str, Any]) -> Panel:
         rows.append(("stopped by", "cancel" if job.get("isCancelled") else "terminate"))
     if job.get("tags"):
         rows.append(("tags", ", ".join(f"{k}={v}" for k, v in job["tags"].items())))
+    if (explained or {}).get("ranAs"):
+        rows.append(("ran as", explained["ranAs"]))
+    permission = (explained or {}).get("permission")
+    if permission:
+        rows.append(("permission", f"[red]{escape(permission['fix'])}[/]"))
     for k, v in rows:
         grid.add_row(k, v)
     parts: list[Any] = [grid]
@@ -658,6 +665,17 @@ def render_job(job: dict[str, Any]) -> Panel:
     return Panel(Group(*parts), title=title, title_align="left")
 
 
+def _explained(api: Api, job: dict[str, Any]) -> dict[str, Any] | None:
+    """The explain document of a job that ran (batchyard's own endpoint: who its attempts ran
+    as); None from a server without it."""
+    if not job.get("attempts"):
+        return None
+    try:
+        return api.explain(job["jobId"])
+    except Failed:
+        return None
+
+
 @handle_errors
 def describe(
     job_ids: Annotated[
@@ -681,7 +699,7 @@ def describe(
     else:
         for j in job_ids:
             if j in found:
-                out.print(render_job(found[j]))
+                out.print(render_job(found[j], _explained(api, found[j])))
     if missing:
         raise Failed(f"no such job: {', '.join(missing)}")
 

@@ -69,7 +69,18 @@ class LaunchSpec:
 class Started:
     attempt_id: int
     at: int
-    ref: dict[str, Any] = field(default_factory=dict)  # where it runs, for reconciling
+    # where it runs, for reconciling; ``ran_as``: the identity it runs as (see ran_as_text)
+    ref: dict[str, Any] = field(default_factory=dict)
+
+
+def ran_as_text(ran_as: dict[str, Any]) -> str:
+    """The identity an attempt ran as, for a person: ``{"uid", "gid", "group", "user"}``
+    (``user``: the account's name when the uid has one) as ``uid 2000000059, group
+    batchyard-jobs`` or ``user nobody (uid 65534), group nogroup``."""
+    uid = f"uid {ran_as['uid']}"
+    who = f"user {ran_as['user']} ({uid})" if ran_as.get("user") else uid
+    group = ran_as.get("group")
+    return f"{who}, group {group}" if group else f"{who}, gid {ran_as.get('gid')}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,9 @@ from batchyard import __version__
 from batchyard.domain.jobs import Job, JobStatus
 from batchyard.domain.resources import DISABLED, ENABLED, VALID, ComputeEnvironment, JobQueue
 from batchyard.errors import NotFound
-from batchyard.providers.base import Capacity
+from batchyard.logs.store import LogStore
+from batchyard.providers.base import Capacity, ran_as_text
+from batchyard.service import permissions
 from batchyard.service.context import Context
 from batchyard.store import jobs as repo
 from batchyard.store import resources as res
@@ -53,6 +55,10 @@ class Explanation:
     queue: dict[str, Any] | None = None
     compute_environments: list[EnvironmentFit] = field(default_factory=list)
     attempts: list[dict[str, Any]] = field(default_factory=list)
+    # who the attempts ran as (the uid and group a root server gave each), for a person
+    ran_as: str | None = None
+    # a failed attempt refused a permission: who it ran as and how to grant access
+    permission: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +66,33 @@ class Explanation:
 
 def _amount(vcpus: float, memory: int, gpus: int) -> dict[str, float]:
     return {"vcpus": vcpus, "memory_mib": memory, "gpus": gpus}
+
+
+def attempt_why(status_reason: str | None, reason: str | None) -> str:
+    """An attempt's reasons as one text, each said once (a failed start's reason is both its
+    statusReason and its container's reason)."""
+    if not reason or (status_reason and reason in status_reason):
+        return status_reason or ""
+    if not status_reason or status_reason in reason:
+        return reason
+    return f"{status_reason}; {reason}"
+
+
+def _ran_as(attempts: list[dict[str, Any]], last: int = 3) -> str | None:
+    """Who the attempts ran as: one identity, or the last few attempts' own."""
+    known = [a for a in attempts if a["ran_as_text"]][-last:]
+    if not known:
+        return None
+    if len({a["ran_as_text"] for a in known}) == 1 and len(known) == len(attempts):
+        return known[0]["ran_as_text"]
+    return "; ".join(f"attempt {a['number']}: {a['ran_as_text']}" for a in known)
+
+
+def _exit(a: dict[str, Any]) -> str:
+    """How an attempt ended, for a sentence ("exited with code 3"; never a None)."""
+    if a["exit_code"] is not None:
+        return f"exited with code {a['exit_code']}"
+    return "never started" if a["started_at"] is None else "ended, its exit code unknown"
 
 
 def _ms(a: int | None, b: int | None) -> str:
@@ -70,9 +103,15 @@ def _ms(a: int | None, b: int | None) -> str:
 
 
 class Insight:
-    def __init__(self, ctx: Context, capacity: Callable[[str], Capacity | None]) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        capacity: Callable[[str], Capacity | None],
+        logs: LogStore | None = None,
+    ) -> None:
         self.ctx = ctx
         self.capacity = capacity
+        self.logs = logs  # a failed attempt's log end, for a permission error
 
     # ---- explain ------------------------------------------------------------------------
 
@@ -85,6 +124,7 @@ class Insight:
             ex = Explanation(job.id, job.status.value, "", status_reason=job.status_reason)
             ex.request = _amount(job.vcpus, job.memory_mib, job.gpus)
             ex.attempts = self._attempts(conn, job)
+            ex.ran_as = _ran_as(ex.attempts)
             if job.array_size is not None:
                 self._array(conn, job, ex)
             elif job.status in (S.SUBMITTED, S.PENDING):
@@ -125,9 +165,12 @@ class Insight:
                 "exit_code": a.exit_code,
                 "reason": a.reason,
                 "status_reason": a.status_reason,
+                "why": attempt_why(a.status_reason, a.reason),
                 "log_stream": a.log_stream,
                 "started_at": a.started_at,
                 "stopped_at": a.stopped_at,
+                "ran_as": (ran_as := (a.provider_ref or {}).get("ran_as")),
+                "ran_as_text": ran_as_text(ran_as) if ran_as else None,
             }
             for a in rows
         ]
@@ -300,9 +343,18 @@ class Insight:
         if job.attempt_count and ex.attempts:
             last = ex.attempts[-1]
             ex.details.append(
-                f"attempt {last['number']} ended with exit code {last['exit_code']} "
+                f"attempt {last['number']} {_exit(last)} "
                 f"({last['status_reason']}); {job.status_reason or ''}".rstrip("; ")
             )
+            self._permission(ex, last)
+
+    def _permission(self, ex: Explanation, attempt: dict[str, Any]) -> None:
+        """A failed attempt whose output ends with a permission error: say who it ran as
+        and how to grant access (a bounded read of its log's end)."""
+        hint = permissions.for_attempt(self.logs, attempt)
+        if hint is not None:
+            ex.permission = hint
+            ex.details.append(hint["fix"])
 
     def _running(self, job: Job, ex: Explanation) -> None:
         last = ex.attempts[-1] if ex.attempts else None
@@ -329,12 +381,12 @@ class Insight:
             ex.dependencies = self._dependencies(conn, job)
         else:
             last = ex.attempts[-1]
-            ex.summary = (
-                f"FAILED after {len(ex.attempts)} attempt(s): {reason}; the last exited with "
-                f"code {last['exit_code']}"
-                + (f" ({last['reason']})" if last["reason"] else "")
-                + "."
-            )
+            told = f"FAILED after {len(ex.attempts)} attempt(s): {reason}"
+            extra = last["reason"] if last["reason"] and last["reason"] not in told else None
+            if last["exit_code"] is not None or extra:  # else the reason said it all
+                told += f"; the last {_exit(last)}" + (f" ({extra})" if extra else "")
+            ex.summary = told + "."
+            self._permission(ex, last)
         retry = (job.spec.get("retry_strategy") or {}) if job.parent_seq is None else {}
         if ex.attempts:
             allowed = retry.get("attempts") or 1

@@ -339,6 +339,10 @@ class Pages:
         j = view.job
         detail = render_job(self.env, view)
         explain = self.rt.insight.explain(job_id).as_dict()
+        # each attempt's reasons said once, and who it ran as
+        explained = {
+            a["number"]: {"why": a["why"], "ran_as": a["ran_as_text"]} for a in explain["attempts"]
+        }
         up, down = self.dash.dependencies(view)
         usage = self._attempt_usage(view)
         container = detail.get("container") or {}
@@ -375,7 +379,10 @@ class Pages:
             "detail": detail,
             "view": view,
             "timeline": self.dash.timeline(job_id),
-            "attempts": [{**_attempt_dict(a), "usage": usage.get(a.number)} for a in view.attempts],
+            "attempts": [
+                {**_attempt_dict(a), **explained.get(a.number, {}), "usage": usage.get(a.number)}
+                for a in view.attempts
+            ],
             "explain": explain,
             "up": up,
             "down": down,

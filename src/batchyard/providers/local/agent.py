@@ -36,7 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from batchyard.providers.base import ran_as_text
 from batchyard.providers.local import wire
+from batchyard.providers.local.access import usable_by
 from batchyard.providers.local.cgroups import Cgroups, JobCgroup, detect
 
 log = logging.getLogger("batchyard.agent")
@@ -78,6 +80,7 @@ class Job:
     killed_by_request: bool = False
     log_fd: int = -1
     tree_peak_mib: float = 0.0  # sampled when the job has no cgroup to say it
+    ran_as: dict[str, Any] | None = None  # the identity it runs as, as the server named it
 
 
 @dataclass(slots=True)
@@ -312,7 +315,7 @@ class Agent:
                     "version": wire.VERSION,
                     "pid": os.getpid(),
                     "running": [
-                        {"id": j.id, "pid": j.pid, "at": j.started_at}
+                        {"id": j.id, "pid": j.pid, "at": j.started_at, "ran_as": j.ran_as}
                         for j in self.running.values()
                         if j.status is None
                     ],
@@ -354,9 +357,8 @@ class Agent:
     def _start(self, item: dict[str, Any]) -> None:
         job = self._launch(item)
         if job is not None:
-            self._send(
-                {"op": "started", "items": [{"id": job.id, "pid": job.pid, "at": job.started_at}]}
-            )
+            started = {"id": job.id, "pid": job.pid, "at": job.started_at, "ran_as": job.ran_as}
+            self._send({"op": "started", "items": [started]})
 
     def _release(self, attempt_id: int) -> None:
         """An attempt ended: start the launch that waited for it."""
@@ -386,13 +388,8 @@ class Agent:
         argv: list[str] = item["argv"]
         env: dict[str, str] = item["env"]
         user = item.get("user")
-        exe = self._resolve(argv[0], env.get("PATH", ""), user)
-        if exe is None:
-            return Prepared.failed(
-                f"CannotStartContainerError: command {argv[0]!r} was not "
-                f"found on PATH ({env.get('PATH', '')})"
-            )
-        if isinstance(exe, Unusable):
+        exe = self._resolve(argv[0], env.get("PATH", ""), user, item.get("ran_as"))
+        if isinstance(exe, Problem):
             return Prepared.failed(f"CannotStartContainerError: {exe}")
         work_root = str(item.get("work_root") or self.home / "work")
         try:
@@ -438,21 +435,24 @@ class Agent:
                 prep = item["_prep"] = self._prepare(item)
             return prep
 
-    def _resolve(self, name: str, path: str, user: dict[str, Any] | None) -> str | None:
-        """``name`` on ``path`` (for ``user``), remembered for a second: an array's children
-        all ask for the same command."""
+    def _resolve(
+        self,
+        name: str,
+        path: str,
+        user: dict[str, Any] | None,
+        ran_as: dict[str, Any] | None,
+    ) -> str | Problem:
+        """``name`` on ``path`` (for ``user``, else the agent's own), remembered for a second:
+        an array's children all ask for the same command."""
         key = (name, path, user["uid"] if user is not None else None)
         hit = self.resolved.get(key)
         now = time.monotonic()
         if hit is not None and hit[1] > now:
             return hit[0]
-        exe = (
-            executable_for(name, path, user)
-            if user is not None
-            else name
-            if "/" in name
-            else shutil.which(name, path=path)
-        )
+        if user is None:
+            user = {"uid": os.geteuid(), "gid": os.getegid(), "gids": os.getgroups()}
+        who = ran_as_text(ran_as) if ran_as else f"uid {user['uid']}"
+        exe = executable_for(name, path, user, who)
         if len(self.resolved) > 1000:
             self.resolved.clear()
         self.resolved[key] = (exe, now + 1.0)
@@ -514,6 +514,7 @@ class Agent:
             started_at=now_ms(),
             log_limit=int(item.get("log_limit", 1 << 40)),
             cgroup=cgroup,
+            ran_as=item.get("ran_as"),
         )
         self.running[attempt_id] = job
         self.by_pid[pid] = job
@@ -785,60 +786,63 @@ def _remove_dir(path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-class Unusable(str):
-    """Why a command cannot run as the job's user (not executable by it)."""
+class Problem(str):
+    """Why a command cannot start (what follows ``CannotStartContainerError: ``)."""
 
 
-def _may(st: os.stat_result, uid: int, gids: set[int], bit: int) -> bool:
-    """Whether ``uid`` (in ``gids``) has permission ``bit`` (4 r, 2 w, 1 x) per the mode."""
-    if uid == 0:
-        return bit != 1 or bool(st.st_mode & 0o111)
-    if st.st_uid == uid:
-        return bool(st.st_mode & (bit << 6))
-    if st.st_gid in gids:
-        return bool(st.st_mode & (bit << 3))
-    return bool(st.st_mode & bit)
+def short_path(path: str, limit: int = 120) -> str:
+    """PATH for a message: whole when short, else its first two and last three directories
+    (a virtualenv's or pyenv's come first, the system's last)."""
+    if len(path) <= limit:
+        return path
+    dirs = path.split(os.pathsep)
+    if len(dirs) <= 5:
+        return path[: limit - 1] + "…"
+    return os.pathsep.join([*dirs[:2], f"…{len(dirs) - 5} more…", *dirs[-3:]])
 
 
-def _usable_by(path: str, uid: int, gids: set[int]) -> bool:
-    """Whether ``uid`` can execute ``path``: every directory on the way searchable, the file
-    executable (and readable, for a script's interpreter to read it)."""
+def _not_executable(path: str) -> bool:
     try:
-        real = os.path.realpath(path)
-        parts = Path(real).parents
-        for d in reversed(list(parts)):
-            if not _may(os.stat(d), uid, gids, 1):
-                return False
-        st = os.stat(real)
+        return not os.stat(path).st_mode & 0o111
     except OSError:
         return False
-    return _may(st, uid, gids, 1) and _may(st, uid, gids, 4)
 
 
-def executable_for(name: str, path: str, user: dict[str, Any]) -> str | Unusable | None:
-    """``name`` resolved on ``path`` as the job's user would find it: the first candidate it
-    may execute (a root-only interpreter earlier on PATH is skipped). None when no candidate
-    exists at all; :class:`Unusable` when some exist but none is usable by that user."""
+def executable_for(name: str, path: str, user: dict[str, Any], who: str) -> str | Problem:
+    """``name`` resolved as ``user`` (``who``, for messages) would find it: a path as it is,
+    a bare name on ``path``; the first candidate that user may execute (a root-only
+    interpreter earlier on PATH is skipped). Else a :class:`Problem` saying what is wrong:
+    nothing by that name, not executable at all, or not by that user."""
     uid = int(user["uid"])
     gids = {int(user["gid"]), *[int(g) for g in user.get("gids") or []]}
-    candidates = (
-        [name]
-        if "/" in name
-        else [
+    if "/" in name:
+        if not name.startswith("/"):
+            return Problem(
+                f"{name!r} does not exist: a relative path is looked up in the job's working "
+                "directory, which starts empty; give an absolute path"
+            )
+        if os.path.isdir(name):
+            return Problem(f"{name!r} is a directory, not a command")
+        if not os.path.exists(name):
+            return Problem(f"{name!r} does not exist")
+        candidates = [name]
+    else:
+        candidates = [
             os.path.join(d or ".", name)
             for d in path.split(os.pathsep)
             if os.path.isfile(os.path.join(d or ".", name))
         ]
-    )
-    candidates = [c for c in candidates if os.path.exists(c)]
+        if not candidates:
+            where = f"PATH ({short_path(path)})" if path else "PATH, which is empty"
+            return Problem(f"command {name!r} was not found on {where}")
     for c in candidates:
-        if _usable_by(c, uid, gids):
+        if usable_by(c, uid, gids):
             return c
-    if not candidates:
-        return None
-    return Unusable(
-        f"{candidates[0]} cannot be executed by the job's user (uid {uid}): it or a directory "
-        "on its way is not readable/executable by other users; jobs do not run as the "
+    if all(_not_executable(c) for c in candidates):
+        return Problem(f"{candidates[0]!r} is not executable (chmod +x {candidates[0]})")
+    return Problem(
+        f"{candidates[0]} cannot be executed by the job's user ({who}): it or a directory "
+        "on its way is not readable/executable by that user; jobs do not run as the "
         "server's user (see docs/security.md), so use a command installed for everyone "
         "(e.g. /usr/bin/python3)"
     )

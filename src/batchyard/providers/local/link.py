@@ -64,6 +64,13 @@ class AgentLink:
     def ref(self) -> dict[str, Any]:
         return {"agent": str(self.path)}
 
+    def started_ref(self, item: dict[str, Any]) -> dict[str, Any]:
+        """What an attempt's start records: its pid, its agent, who it runs as."""
+        ref = {"pid": item["pid"], **self.ref}
+        if item.get("ran_as"):
+            ref["ran_as"] = item["ran_as"]
+        return ref
+
     async def connect(self) -> None:
         """Connect and say hello; raises OSError if nobody listens."""
         self._reader, self._writer = await asyncio.open_unix_connection(
@@ -109,7 +116,7 @@ class AgentLink:
             items = []
             for i in msg["items"]:
                 self.active[i["id"]] = i["pid"]
-                items.append(Started(i["id"], i["at"], {"pid": i["pid"], **self.ref}))
+                items.append(Started(i["id"], i["at"], self.started_ref(i)))
             self.events.started(items)
         elif op == "exited":
             self.events.exited([exited(i) for i in msg["items"]])

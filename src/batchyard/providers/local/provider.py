@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import grp
 import logging
 import os
 import pwd
@@ -50,6 +51,22 @@ def resolve_user(name: str) -> dict[str, Any]:
     return {"uid": entry.pw_uid, "gid": entry.pw_gid, "name": entry.pw_name, "home": entry.pw_dir}
 
 
+def group_name(gid: int) -> str | None:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return None
+
+
+def account(uid: int, gid: int) -> dict[str, Any]:
+    """An account's identity as attempts record it (``ran_as``, see providers/base.py)."""
+    try:
+        name: str | None = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        name = None
+    return {"uid": uid, "gid": gid, "group": group_name(gid), "user": name}
+
+
 def host_capacity() -> Capacity:
     """This host's CPUs (those this process may use) and memory."""
     try:
@@ -79,6 +96,12 @@ class LocalProvider(Provider):
         self.user = resolve_user(run_as) if run_as else None
         if self.user is not None:  # its groups, to find a command the job may execute
             self.user["gids"] = os.getgrouplist(self.user["name"], self.user["gid"])
+        # who each attempt runs as, recorded with it (the per-attempt uids have no name)
+        self.account = (
+            account(self.user["uid"], self.user["gid"])
+            if self.user is not None
+            else account(os.geteuid(), os.getegid())
+        )
         self.host = host_capacity()
         self.log_limit_bytes = log_limit_bytes
         self.enforce_limits = enforce_limits
@@ -195,6 +218,7 @@ class LocalProvider(Provider):
                 "log_limit": self.log_limit_bytes,
                 "memory_mib": s.memory_mib,
                 "user": self._user_of(s.attempt_id),
+                "ran_as": self._ran_as(s.attempt_id),
                 **self._isolation(),
                 "after": s.after,
             }
@@ -219,6 +243,13 @@ class LocalProvider(Provider):
             "groups": "clear",
             "gids": [],
         }
+
+    def _ran_as(self, attempt_id: int) -> dict[str, Any]:
+        ident = self.identity
+        if self.user is None or ident is None or not ident.isolate:
+            return self.account
+        uid = ident.uid_base + attempt_id % ident.uid_count
+        return {"uid": uid, "gid": self.user["gid"], "group": self.account["group"]}
 
     def _isolation(self) -> dict[str, Any]:
         ident = self.identity
@@ -293,9 +324,7 @@ class LocalProvider(Provider):
                 if a.attempt_id in running:
                     if a.status == "STARTING":
                         r = running[a.attempt_id]
-                        started.append(
-                            Started(a.attempt_id, r["at"], {"pid": r["pid"], **link.ref})
-                        )
+                        started.append(Started(a.attempt_id, r["at"], link.started_ref(r)))
                     continue
                 if a.status == "STARTING":
                     ended.append(Exited(a.attempt_id, now_ms(), None, never_started=True))

@@ -125,10 +125,22 @@ try:
         argv[0], argv, os.environ, setpgroup=0, setsigdef=(signal.SIGPIPE, signal.SIGXFSZ)
     )
 except OSError as e:
-    if isinstance(e, FileNotFoundError):
-        why = "command %r was not found on PATH (%s)" % (argv[0], os.environ.get("PATH", ""))
+    # the same reasons as the local agent gives (providers/local/agent.py, executable_for)
+    name, path = argv[0], os.environ.get("PATH", "")
+    dirs = path.split(os.pathsep)
+    if len(path) > 120 and len(dirs) > 5:  # the first two and last three directories
+        path = os.pathsep.join(dirs[:2] + ["\u2026%d more\u2026" % (len(dirs) - 5)] + dirs[-3:])
+    if "/" in name and os.path.isdir(name):
+        why = "%r is a directory, not a command" % name
+    elif "/" in name and isinstance(e, FileNotFoundError):
+        why = "%r does not exist" % name
+    elif isinstance(e, FileNotFoundError):
+        where = "PATH (%s)" % path if path else "PATH, which is empty"
+        why = "command %r was not found on %s" % (name, where)
+    elif "/" in name and os.path.isfile(name) and not os.stat(name).st_mode & 0o111:
+        why = "%r is not executable (chmod +x %s)" % (name, name)
     else:
-        why = "command %r cannot be started: %s" % (argv[0], e.strerror)
+        why = "command %r cannot be started: %s" % (name, e.strerror)
     status.write(json.dumps({"error": "CannotStartContainerError: " + why}) + "\n")
     os._exit(0)
 null = os.open(os.devnull, os.O_RDWR)
