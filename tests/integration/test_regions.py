@@ -87,6 +87,13 @@ def test_a_clients_region_is_the_region_of_its_arns(server, unique):
         refused_for_region(client_error(call, **kwargs), arn, WEST, EAST)
     assert west.list_tags_for_resource(resourceArn=jd_west["jobDefinitionArn"])["tags"] == {}
 
+    # the job's state change events are the server's: its region, whatever the client's
+    with server.http() as http:
+        query = {"jobId": submitted["jobId"], "limit": 1000}
+        events = http.get("/batchyard/v1/events", params=query).json()["events"]
+    assert events and {e["region"] for e in events} == {EAST}
+    assert {e["resources"][0] for e in events} == {f"{prefix(EAST)}job/{submitted['jobId']}"}
+
     # the CloudWatch Logs endpoint too: the log group's and streams' ARNs, and ARNs as input
     logs_west = server.client("logs", region=WEST)
     group = logs_west.describe_log_groups(logGroupNamePrefix="/aws/batch/job")["logGroups"][0]
@@ -180,3 +187,25 @@ def test_the_aws_cli_acts_in_its_region(server, unique):
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout)["computeEnvironments"]
     assert found[0]["computeEnvironmentArn"] == f"{prefix(WEST)}compute-environment/{ce}"
+
+
+def test_a_presigned_url_acts_in_its_region(server, unique):
+    from botocore.auth import SigV4QueryAuth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    ce = unique("ce")
+    make_ce(server.client(), ce)
+    body = json.dumps({"computeEnvironments": [ce]}).encode()
+    url = f"{server.endpoint}/v1/describecomputeenvironments"
+    req = AWSRequest(method="POST", url=url, data=body)
+    SigV4QueryAuth(Credentials("testing", "testing"), "batch", "ap-northeast-1", 60).add_auth(req)
+    prepared = req.prepare()
+    assert "X-Amz-Credential=" in prepared.url and "Authorization" not in prepared.headers
+    with server.http() as http:
+        answer = http.post(prepared.url, content=body)
+    assert answer.status_code == 200, answer.text
+    found = answer.json()["computeEnvironments"]
+    assert (
+        found[0]["computeEnvironmentArn"] == f"{prefix('ap-northeast-1')}compute-environment/{ce}"
+    )

@@ -114,18 +114,21 @@ def claimed_region(headers: Iterable[tuple[bytes, bytes]], query: bytes) -> str 
     it too; None for a request that names none."""
     for name, value in headers:
         if name == b"authorization":
-            _, found, rest = value.decode("latin-1").partition("Credential=")
-            return _scope_region(rest.split(",", 1)[0].strip()) if found else None
+            start = value.find(b"Credential=")
+            if start < 0:
+                return None
+            end = value.find(b",", start)
+            return _scope_region(value[start + 11 : end if end >= 0 else len(value)].strip())
     if b"X-Amz-Credential=" in query:
         for part in query.split(b"&"):
             if part.startswith(b"X-Amz-Credential="):
-                return _scope_region(unquote(part[17:].decode("latin-1")))
+                return _scope_region(unquote(part[17:].decode("latin-1")).encode("latin-1"))
     return None
 
 
-def _scope_region(credential: str) -> str | None:
-    parts = credential.split("/")
-    return parts[2] if len(parts) == 5 and parts[2] else None
+def _scope_region(credential: bytes) -> str | None:
+    parts = credential.split(b"/")
+    return parts[2].decode("latin-1") if len(parts) == 5 and parts[2] else None
 
 
 def _credential(text: str) -> tuple[str, str, str, str]:

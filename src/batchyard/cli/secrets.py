@@ -82,8 +82,8 @@ def put(
 ) -> None:
     """Create or replace a secret (a new version); its value never comes back out.
 
-    A value that is a JSON object lets definitions take one of its keys
-    (valueFrom ...:secret:NAME:KEY::)."""
+    A value that is a JSON object lets a definition take one of its keys: a Secrets Manager
+    ARN in valueFrom followed by the key and two colons, e.g. ...db-creds:password::"""
     from batchyard.service.secrets import store_name
 
     value = _value(value_file)
