@@ -70,7 +70,7 @@ class Runtime:
         # security (docs/security.md): keys, policies, secrets, audit; who jobs run as
         self.vault = open_vault(settings, self.store)
         self.identities = Identities(self.store, self.vault)
-        self.secrets = Secrets(self.store, self.vault)
+        self.secrets = Secrets(self.store, self.vault, settings.account_id)
         self.audit = Audit(self.store, settings.audit_retention_days)
         self.guard = Guard(
             settings, self.store, self.arns, self.identities, self.audit, self.secrets

@@ -226,8 +226,11 @@ def register(
     command: list[str],
     vcpus: str = "0.5",
     memory: str = "64",
+    container: dict[str, Any] | None = None,
     **extra: Any,
 ) -> str:
+    """A fresh container job definition running ``command`` (``container``: more of its
+    containerProperties); returns its name."""
     name = unique("jd")
     batch.register_job_definition(
         jobDefinitionName=name,
@@ -239,6 +242,7 @@ def register(
                 {"type": "VCPU", "value": vcpus},
                 {"type": "MEMORY", "value": memory},
             ],
+            **(container or {}),
         },
         **extra,
     )

@@ -62,14 +62,19 @@ class Secure:
         return self.server.endpoint
 
     def client(
-        self, service: str = "batch", key: Key | None = None, check: bool = True, **config: Any
+        self,
+        service: str = "batch",
+        key: Key | None = None,
+        check: bool = True,
+        region: str = "us-east-1",
+        **config: Any,
     ) -> Any:
         key = key or self.admin
         verify = config.pop("verify", None)
         c = boto3.client(
             service,
             endpoint_url=self.endpoint,
-            region_name="us-east-1",
+            region_name=region,
             aws_access_key_id=key.access_key_id,
             aws_secret_access_key=key.secret,
             config=Config(**{"retries": {"max_attempts": 1}, **config}),

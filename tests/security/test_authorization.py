@@ -239,3 +239,68 @@ def test_the_dashboard_checks_each_job(secure, teams):
     assert admin.describe_jobs(jobs=[theirs])["jobs"][0]["status"] != "FAILED"
     admin.terminate_job(jobId=theirs, reason="done")
     admin.terminate_job(jobId=mine, reason="done")
+
+
+def test_policies_are_evaluated_in_the_requests_region(secure, unique):
+    """A policy's resource ARNs are matched against the ARNs of the region the request was
+    signed for, as on AWS: a key allowed only in eu-west-1 creates there and nowhere else."""
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "batch:CreateComputeEnvironment",
+                "Resource": "arn:aws:batch:eu-west-1:*:compute-environment/*",
+            }
+        ],
+    }
+    key = secure.key(unique("west-only"), policy)
+    resources = {"type": "EC2", "maxvCpus": 1, "minvCpus": 0}
+    east = secure.client(key=key)
+    err = client_error(
+        east.create_compute_environment,
+        computeEnvironmentName=unique("ce"),
+        type="MANAGED",
+        computeResources=resources,
+    )
+    assert err["Code"] == "AccessDeniedException", err
+    assert "arn:aws:batch:us-east-1:000000000000:compute-environment/" in err["Message"]
+    name = unique("ce")
+    created = secure.client(key=key, region="eu-west-1").create_compute_environment(
+        computeEnvironmentName=name, type="MANAGED", computeResources=resources
+    )
+    assert created["computeEnvironmentArn"] == (
+        f"arn:aws:batch:eu-west-1:000000000000:compute-environment/{name}"
+    )
+
+
+def test_a_secret_is_authorized_by_the_arn_its_definition_gives(secure, unique):
+    """A policy written for AWS's secret ARNs (with the 6-character suffix) allows a definition
+    that names the secret by such an ARN; another secret stays denied."""
+    name = unique("db-creds")
+    sm = "arn:aws:secretsmanager:us-east-1:000000000000:secret:"
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "batch:*", "Resource": "*"},
+            {
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": f"arn:aws:secretsmanager:*:*:secret:{name}-??????",
+            },
+        ],
+    }
+    admin = secure.client()
+    queue = setup_queue(admin, unique)
+    batch = secure.client(key=secure.key(unique("aws-style"), policy))
+
+    def uses(value_from: str) -> str:
+        refs = [{"name": "P", "valueFrom": value_from}]
+        return register(admin, unique, ["true"], container={"secrets": refs})
+
+    allowed, denied = uses(f"{sm}{name}-AbCdEf:password::"), uses(name)
+    job = batch.submit_job(jobName="ok", jobQueue=queue, jobDefinition=allowed)["jobId"]
+    admin.terminate_job(jobId=job, reason="done")
+    err = client_error(batch.submit_job, jobName="no", jobQueue=queue, jobDefinition=denied)
+    assert err["Code"] == "AccessDeniedException", err
+    assert f"secretsmanager:GetSecretValue on resource: {sm}{name}" in err["Message"]

@@ -39,6 +39,7 @@ class ServerProcess:
         self.data_dir = data_dir
         self.database_url = database_url
         self.settings = settings
+        self.flags: list[str] = []  # more flags of `batchyard server`
         self.proc: subprocess.Popen[bytes] | None = None
         self.endpoint = ""
         self.log_path = data_dir / "test-server.log"
@@ -63,6 +64,7 @@ class ServerProcess:
         ]
         if self.database_url:
             cmd += ["--database-url", self.database_url]
+        cmd += self.flags
         env = {**os.environ, **{f"BATCHYARD_{k.upper()}": str(v) for k, v in self.settings.items()}}
         env.pop("BATCHYARD_CONFIG", None)
         for k, v in self.settings.items():  # None: the server's default, not the suite's
@@ -137,13 +139,16 @@ class ServerProcess:
         self.stop()
         return self.start()
 
-    def client(self, service: str = "batch", check: bool = True, **config: Any) -> Any:
-        """A boto3 client for this server; ``check`` validates every response against the
-        model (unknown fields, missing required fields, wrong types fail the call)."""
+    def client(
+        self, service: str = "batch", check: bool = True, region: str = "us-east-1", **config: Any
+    ) -> Any:
+        """A boto3 client for this server, configured for ``region``; ``check`` validates every
+        response against the model (unknown fields, missing required fields, wrong types fail
+        the call)."""
         c = boto3.client(
             service,
             endpoint_url=self.endpoint,
-            region_name="us-east-1",
+            region_name=region,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
             config=Config(**{"retries": {"max_attempts": 1}, **config}),

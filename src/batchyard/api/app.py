@@ -19,12 +19,14 @@ from batchyard import ui
 from batchyard.api import extensions
 from batchyard.api import logs as logs_api
 from batchyard.api import usage as usage_api
+from batchyard.api.arns import Arns, PerRegion, check_region
 from batchyard.api.model import batch_model
 from batchyard.api.operations import Env, load_handlers
 from batchyard.api.protocol import Router, error_response, parse_request, response
 from batchyard.api.security import SecurityApi
 from batchyard.auth.guard import PRINCIPAL
 from batchyard.auth.middleware import AuthMiddleware
+from batchyard.auth.sigv4 import claimed_region
 from batchyard.errors import BatchyardError, NotSupported, PayloadTooLarge, ServerError
 from batchyard.events.api import EventsApi
 
@@ -54,23 +56,38 @@ async def read_body(request: Request, limit: int) -> bytes:
 def create_app(runtime: Runtime) -> Starlette:
     router = Router(batch_model())
     handlers = load_handlers()
-    env = Env(services=runtime.services, arns=runtime.arns)
+    default = Env(services=runtime.services, arns=runtime.arns)
+    account = runtime.arns.account_id
+    envs = PerRegion(lambda region: Env(services=runtime.services, arns=Arns(region, account)))
     limit = runtime.settings.max_request_bytes
     guard = runtime.guard
 
-    def call(principal: Principal | None, name: str, req: dict, authorized: list[Target]) -> Any:
+    def env_of(scope: Scope) -> Env:
+        """The request acts in the region its signature's scope names (docs/api-compatibility.md,
+        "Regions and accounts"); an unsigned one in the server's."""
+        region = claimed_region(scope["headers"], scope["query_string"])
+        if region is None or region == default.arns.region:
+            return default
+        return envs.get(check_region(region))
+
+    def call(
+        principal: Principal | None, name: str, req: dict, authorized: list[Target], env: Env
+    ) -> Any:
         """Authorize, then handle: one trip to a worker thread for both (both may block)."""
-        authorized.append(guard.check(principal, "batch", name, req))
+        authorized.append(guard.check(principal, "batch", name, req, env.arns.region))
         return handlers[name](env, req)
 
     async def call_async(
-        principal: Principal | None, name: str, req: dict, authorized: list[Target]
+        principal: Principal | None, name: str, req: dict, authorized: list[Target], env: Env
     ) -> Any:
         """A handler that waits on the event loop (see api.operations): authorized there too
         unless that needs the store."""
-        target = guard.check_at_once(principal, "batch", name, req)
+        region = env.arns.region
+        target = guard.check_at_once(principal, "batch", name, req, region)
         if target is None:
-            target = await anyio.to_thread.run_sync(guard.check, principal, "batch", name, req)
+            target = await anyio.to_thread.run_sync(
+                guard.check, principal, "batch", name, req, region
+            )
         authorized.append(target)
         return await handlers[name](env, req)
 
@@ -78,15 +95,21 @@ def create_app(runtime: Runtime) -> Starlette:
         principal = request.scope.get(PRINCIPAL)
         authorized: list[Target] = []  # what the request was authorized for (security.md)
         try:
+            env = env_of(request.scope)
             body = await read_body(request, limit)
             target = request.headers.get("x-amz-target", "")
             if target.startswith(logs_api.TARGET_PREFIX) and request.scope["path"] == "/":
                 request.scope["batchyard.operation"] = target.rsplit(".", 1)[-1]  # metrics
+                region = env.arns.region
 
                 async def check(name: str, req: dict) -> None:
-                    await anyio.to_thread.run_sync(guard.check, principal, "logs", name, req)
+                    await anyio.to_thread.run_sync(
+                        guard.check, principal, "logs", name, req, region
+                    )
 
-                return await logs_api.handle(runtime.logs_service, target, body, check)
+                return await logs_api.handle(
+                    runtime.logs_service, target, body, check, arns=env.arns
+                )
             raw = request.scope.get("raw_path") or request.scope["path"].encode()
             op, labels = router.match(request.method, raw.decode("latin-1"))
             request.scope["batchyard.operation"] = op.name  # for the metrics
@@ -97,9 +120,11 @@ def create_app(runtime: Runtime) -> Starlette:
                 )
             req = parse_request(op, body, labels, request.scope["query_string"].decode("latin-1"))
             if inspect.iscoroutinefunction(handlers.get(op.name)):
-                result = await call_async(principal, op.name, req, authorized)
+                result = await call_async(principal, op.name, req, authorized, env)
             else:
-                result = await anyio.to_thread.run_sync(call, principal, op.name, req, authorized)
+                result = await anyio.to_thread.run_sync(
+                    call, principal, op.name, req, authorized, env
+                )
             guard.outcome(principal, op.name, authorized[0])
             return response(op, result)
         except BatchyardError as e:

@@ -1,5 +1,6 @@
 """The CloudWatch Logs–compatible endpoint (JSON 1.1: ``POST /`` with ``X-Amz-Target``), so
 ``boto3.client("logs", endpoint_url=...)`` and ``aws logs ... --endpoint-url`` read job output.
+Its ARNs are of the region the request was signed for, like the AWS Batch API's.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import anyio.to_thread
 import orjson
 from starlette.responses import Response
 
+from batchyard.api.arns import Arns
 from batchyard.api.casing import to_domain, to_wire
 from batchyard.api.model import logs_model
 from batchyard.api.validation import validate
@@ -53,8 +55,24 @@ def _event(e: Any) -> dict[str, Any]:
     return {"timestamp": e.timestamp, "message": e.message, "ingestion_time": e.timestamp}
 
 
-def get_log_events(logs: Logs, req: dict[str, Any]) -> dict[str, Any]:
-    check_group(req.get("log_group_name") or req.get("log_group_identifier"))
+def _group_arn(arns: Arns) -> str:
+    return arns.of("logs", f"log-group:{GROUP}")
+
+
+def _check_group(req: dict[str, Any], arns: Arns) -> None:
+    """The log group, by name or (``logGroupIdentifier``) by ARN, which must be of the
+    request's region and the server's account."""
+    group = req.get("log_group_name") or req.get("log_group_identifier")
+    if group is not None and group.startswith("arn:"):
+        own = _group_arn(arns)
+        if group.removesuffix(":*") != own:
+            raise NotFound(f"log group {group!r} does not exist; batchyard's log group is {own}")
+        return
+    check_group(group)
+
+
+def get_log_events(logs: Logs, req: dict[str, Any], arns: Arns) -> dict[str, Any]:
+    _check_group(req, arns)
     page = logs.events(
         req["log_stream_name"],
         start_from_head=bool(req.get("start_from_head")),
@@ -70,8 +88,8 @@ def get_log_events(logs: Logs, req: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def describe_log_streams(logs: Logs, req: dict[str, Any]) -> dict[str, Any]:
-    check_group(req.get("log_group_name") or req.get("log_group_identifier"))
+def describe_log_streams(logs: Logs, req: dict[str, Any], arns: Arns) -> dict[str, Any]:
+    _check_group(req, arns)
     if req.get("order_by") == "LastEventTime" and req.get("log_stream_name_prefix"):
         raise InvalidRequest("orderBy LastEventTime cannot be combined with logStreamNamePrefix")
     streams, token = logs.streams(
@@ -84,6 +102,7 @@ def describe_log_streams(logs: Logs, req: dict[str, Any]) -> dict[str, Any]:
         "log_streams": [
             {
                 "log_stream_name": s.name,
+                "arn": f"{_group_arn(arns)}:log-stream:{s.name}",
                 "creation_time": s.created_at,
                 "first_event_timestamp": s.first_event,
                 "last_event_timestamp": s.last_event,
@@ -96,8 +115,8 @@ def describe_log_streams(logs: Logs, req: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def filter_log_events(logs: Logs, req: dict[str, Any]) -> dict[str, Any]:
-    check_group(req.get("log_group_name") or req.get("log_group_identifier"))
+def filter_log_events(logs: Logs, req: dict[str, Any], arns: Arns) -> dict[str, Any]:
+    _check_group(req, arns)
     found, searched, token = logs.filter(
         names=req.get("log_stream_names"),
         prefix=req.get("log_stream_name_prefix"),
@@ -118,13 +137,18 @@ def filter_log_events(logs: Logs, req: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def describe_log_groups(logs: Logs, req: dict[str, Any]) -> dict[str, Any]:
+def describe_log_groups(logs: Logs, req: dict[str, Any], arns: Arns) -> dict[str, Any]:
     prefix = req.get("log_group_name_prefix") or ""
-    groups = [{"log_group_name": GROUP, "creation_time": 0}] if GROUP.startswith(prefix) else []
-    return {"log_groups": groups}
+    group = {
+        "log_group_name": GROUP,
+        "creation_time": 0,
+        "arn": f"{_group_arn(arns)}:*",  # AWS: the group's ARN with ":*"; logGroupArn without
+        "log_group_arn": _group_arn(arns),
+    }
+    return {"log_groups": [group] if GROUP.startswith(prefix) else []}
 
 
-HANDLERS: dict[str, Callable[[Logs, dict[str, Any]], dict[str, Any]]] = {
+HANDLERS: dict[str, Callable[[Logs, dict[str, Any], Arns], dict[str, Any]]] = {
     "GetLogEvents": get_log_events,
     "DescribeLogStreams": describe_log_streams,
     "FilterLogEvents": filter_log_events,
@@ -137,9 +161,11 @@ async def handle(
     target: str,
     body: bytes,
     check: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None,
+    *,
+    arns: Arns,
 ) -> Response:
     """One CloudWatch Logs call; errors come back in that protocol's own shape. ``check``
-    authorizes the parsed operation (docs/security.md)."""
+    authorizes the parsed operation (docs/security.md); ``arns`` are the request's region's."""
     try:
         name = target[len(TARGET_PREFIX) :]
         model = logs_model()
@@ -162,7 +188,7 @@ async def handle(
         req = to_domain(params, op.input_shape)
         if check is not None:
             await check(name, req)
-        result = await anyio.to_thread.run_sync(handler, logs, req)
+        result = await anyio.to_thread.run_sync(handler, logs, req, arns)
         return Response(
             orjson.dumps(to_wire(result, op.output_shape)),
             media_type="application/x-amz-json-1.1",

@@ -44,6 +44,7 @@ from batchyard.auth.identity import Principal
 from batchyard.auth.policy import ANY, Resource, evaluate, parse_policy
 from batchyard.auth.targets import Check, Target
 from batchyard.errors import BatchyardError, InvalidRequest
+from batchyard.service.secrets import store_name
 
 Handler = Callable[[Request, Principal, dict[str, Any]], Any]
 _LOGIN = """<!doctype html>
@@ -407,7 +408,7 @@ class SecurityApi:
         return {"secrets": found}
 
     def put_secret(self, request: Request, principal: Principal, body: dict[str, Any]) -> Any:
-        name = request.path_params["name"]
+        name = store_name(request.path_params["name"])  # a name, or an ARN naming one
         value = body.get("value")
         if not isinstance(value, str):
             raise InvalidRequest("value (a string) is required")
@@ -421,7 +422,7 @@ class SecurityApi:
         return {"name": name, "version": version, "arn": self.t.secret_arn(name)}
 
     def delete_secret(self, request: Request, principal: Principal, body: dict[str, Any]) -> Any:
-        name = request.path_params["name"]
+        name = store_name(request.path_params["name"])
         self._do(
             principal,
             "secretsmanager:DeleteSecret",

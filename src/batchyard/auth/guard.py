@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from batchyard.api.arns import Arns
+from batchyard.api.arns import Arns, PerRegion
 from batchyard.auth import sigv4
 from batchyard.auth.identity import ANONYMOUS, Identities, Principal
 from batchyard.auth.policy import evaluate
@@ -70,7 +70,9 @@ class Guard:
         self.identities = identities
         self.audit = audit
         self.secrets = secrets
-        self.targets = Targets(store, arns)
+        self.targets = Targets(store, arns)  # in the server's own region
+        # a request is authorized in the region it was signed for (its resources' ARNs)
+        self._regional = PerRegion(lambda region: Targets(store, Arns(region, arns.account_id)))
         self.required = settings.auth == "required"
         rate = settings.rate_limit
         if rate is None:
@@ -266,26 +268,46 @@ class Guard:
             self._queue_counts[name] = (at, count + target.adds)
         return True
 
-    def check(self, principal: Principal | None, api: str, op: str, req: dict[str, Any]) -> Target:
-        """Blocking (store reads): authorize one parsed API operation; returns its target."""
+    def targets_in(self, region: str | None) -> Targets:
+        """The targets of requests signed for ``region`` (None: unsigned, the server's)."""
+        if region is None or region == self.arns.region:
+            return self.targets
+        return self._regional.get(region)
+
+    def check(
+        self,
+        principal: Principal | None,
+        api: str,
+        op: str,
+        req: dict[str, Any],
+        region: str | None = None,
+    ) -> Target:
+        """Blocking (store reads): authorize one parsed API operation, in the region the
+        request was signed for; returns its target."""
+        targets = self.targets_in(region)
         if principal is None or principal.unrestricted:
-            target = self.targets.light(api, op, req)
+            target = targets.light(api, op, req)
         else:
-            target = self.targets.logs(op, req) if api == "logs" else self.targets.batch(op, req)
+            target = targets.logs(op, req) if api == "logs" else targets.batch(op, req)
             self.authorize(principal, target)
         if op == "SubmitJob":
             self.admit(target)
         return target
 
     def check_at_once(
-        self, principal: Principal | None, api: str, op: str, req: dict[str, Any]
+        self,
+        principal: Principal | None,
+        api: str,
+        op: str,
+        req: dict[str, Any],
+        region: str | None = None,
     ) -> Target | None:
         """:meth:`check` where it needs nothing from the store (authentication off, the
         queue's job count fresh), so that it may run on the event loop; None: call
         :meth:`check` on a worker thread."""
         if principal is not None and not principal.unrestricted:
             return None
-        target = self.targets.light(api, op, req)
+        target = self.targets_in(region).light(api, op, req)
         if op == "SubmitJob" and not self._admitted(target):
             return None
         return target

@@ -107,6 +107,30 @@ def parse(req: Request) -> Claim | None:
     return None
 
 
+def claimed_region(headers: Iterable[tuple[bytes, bytes]], query: bytes) -> str | None:
+    """The region a request's credential scope names (``Credential=KEY/DATE/REGION/...`` in
+    the Authorization header, or ``X-Amz-Credential`` of a presigned URL), read from the raw
+    ASGI headers without checking anything, so that a server without authentication acts in
+    it too; None for a request that names none."""
+    for name, value in headers:
+        if name == b"authorization":
+            start = value.find(b"Credential=")
+            if start < 0:
+                return None
+            end = value.find(b",", start)
+            return _scope_region(value[start + 11 : end if end >= 0 else len(value)].strip())
+    if b"X-Amz-Credential=" in query:
+        for part in query.split(b"&"):
+            if part.startswith(b"X-Amz-Credential="):
+                return _scope_region(unquote(part[17:].decode("latin-1")).encode("latin-1"))
+    return None
+
+
+def _scope_region(credential: bytes) -> str | None:
+    parts = credential.split(b"/")
+    return parts[2].decode("latin-1") if len(parts) == 5 and parts[2] else None
+
+
 def _credential(text: str) -> tuple[str, str, str, str]:
     parts = text.split("/")
     if len(parts) != 5 or parts[4] != "aws4_request" or not all(parts):

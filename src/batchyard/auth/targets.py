@@ -94,7 +94,7 @@ class Targets:
     def __init__(self, store: Store, arns: Arns) -> None:
         self.store = store
         self.arns = arns
-        self._logs_prefix = f"arn:aws:logs:{arns.region}:{arns.account_id}:log-group:{GROUP}"
+        self._logs_prefix = arns.of("logs", f"log-group:{GROUP}")
 
     # ---- names -> resources -----------------------------------------------------------------
 
@@ -122,7 +122,7 @@ class Targets:
         return out
 
     def secret_arn(self, name: str) -> str:
-        return f"arn:aws:secretsmanager:{self.arns.region}:{self.arns.account_id}:secret:{name}"
+        return self.arns.of("secretsmanager", f"secret:{name}")
 
     def user_arn(self, name: str) -> str:
         return f"arn:aws:iam::{self.arns.account_id}:user/{name}"
@@ -244,27 +244,29 @@ class Targets:
         if jd is not None:
             if jd.type == "multinode":
                 target.adds += (jd.spec.get("node_properties") or {}).get("num_nodes") or 0
-            names = self._definition_secrets(jd.spec)
-            if names:  # running with a secret is reading it (as a job role must, on AWS)
-                target.checks.append(
-                    Check(
-                        "secretsmanager:GetSecretValue",
-                        [Resource(self.secret_arn(n)) for n in names],
-                    )
-                )
+            secrets = self._definition_secrets(jd.spec)
+            if secrets:  # running with a secret is reading it (as a job role must, on AWS)
+                target.checks.append(Check("secretsmanager:GetSecretValue", secrets))
         return target
 
-    @staticmethod
-    def _definition_secrets(spec: dict[str, Any]) -> list[str]:
+    def _definition_secrets(self, spec: dict[str, Any]) -> list[Resource]:
+        """The secrets a definition's containers read: each by its ARN in the store, also
+        known by the other name it may resolve to and by the ARN ``valueFrom`` gives (so that
+        policies written for the ARNs of AWS match); a reference that can never resolve reads
+        nothing (the job fails at its start)."""
         containers = [spec.get("container_properties") or {}]
         for n in (spec.get("node_properties") or {}).get("node_range_properties") or []:
             containers.append(n.get("container") or {})
-        names: list[str] = []
+        out: dict[str, Resource] = {}
         for c in containers:
             for ref in secret_refs.refs(c, "containerProperties.secrets"):
-                if ref.name not in names:
-                    names.append(ref.name)
-        return names
+                if ref.problem is not None or ref.value_from in out:
+                    continue
+                arns = [self.secret_arn(n) for n in ref.names]
+                if ref.value_from.startswith("arn:"):
+                    arns.append(ref.value_from)
+                out[ref.value_from] = Resource(arns[0], tuple(arns[1:]))
+        return list(out.values())
 
     def _op_DescribeJobs(self, action: str, req: dict[str, Any]) -> Target:
         return Target([Check(action, self.jobs(list(req["jobs"])))])

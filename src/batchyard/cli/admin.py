@@ -64,7 +64,7 @@ class Local:
         self.store.migrate()
         vault = open_vault(self.settings, self.store)
         self.identities = Identities(self.store, vault)
-        self.secrets = Secrets(self.store, vault)
+        self.secrets = Secrets(self.store, vault, self.settings.account_id)
         self.audit = Audit(self.store, self.settings.audit_retention_days)
         self.who = f"local:{getpass.getuser()}"
 

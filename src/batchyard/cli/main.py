@@ -110,6 +110,17 @@ def server(
         Path | None, typer.Option(help="PEM certificate (chain): serve HTTPS.")
     ] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            help="The region of unsigned requests (default: us-east-1); a signed request acts "
+            "in the region its client is configured for."
+        ),
+    ] = None,
+    account_id: Annotated[
+        str | None,
+        typer.Option(help="The 12-digit account id in every ARN (default: 000000000000)."),
+    ] = None,
 ) -> None:
     """Run the server in the foreground (SIGTERM or Ctrl-C stops it cleanly)."""
     if ctx.invoked_subcommand is not None:
@@ -130,6 +141,8 @@ def server(
             auth=auth,
             tls_cert=tls_cert,
             tls_key=tls_key,
+            region=region,
+            account_id=account_id,
         )
         taken = port_in_use(settings)
         if taken:
@@ -147,6 +160,8 @@ def server(
             ("--auth", auth),
             ("--tls-cert", tls_cert),
             ("--tls-key", tls_key),
+            ("--region", region),
+            ("--account-id", account_id),
         ):
             if value is not None:
                 argv += [flag, str(value)]

@@ -1,14 +1,19 @@
 """``batchyard secrets``: the secret store that job definitions' ``secrets`` read from.
 
     printf %s "$DB_PASSWORD" | batchyard secrets put db-password
-    batchyard secrets put api-token --value-file token.txt
+    batchyard secrets put /prod/db/password --value-file password.txt
+    printf %s '{"username": "app", "password": "..."}' | batchyard secrets put db-creds
     batchyard secrets list
     batchyard secrets delete db-password
 
-A job definition names a secret in ``containerProperties.secrets``:
-``{"name": "DB_PASSWORD", "valueFrom": "db-password"}``; the job gets it as the variable
-``DB_PASSWORD``. The value is read from standard input or a file, never from the command line
-(where ``ps`` would show it), is encrypted at rest, and is never shown again.
+A job definition names a secret in ``containerProperties.secrets`` the ways AWS Batch
+definitions do: ``{"name": "DB_PASSWORD", "valueFrom": "db-password"}``, a Secrets Manager
+ARN (``arn:aws:secretsmanager:REGION:ACCOUNT:secret:db-creds``, with or without AWS's
+``-AbCdEf`` suffix, and ``:password::`` to take one key of a JSON value), or a Systems
+Manager parameter's name or ARN (``/prod/db/password``,
+``arn:aws:ssm:REGION:ACCOUNT:parameter/prod/db/password``). The value is read from standard
+input or a file, never from the command line (where ``ps`` would show it), is encrypted at
+rest, and is never shown again.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import getpass
 import sys
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
 import typer
 from rich.table import Table
@@ -34,8 +40,15 @@ from batchyard.cli.common import (
 )
 
 app = typer.Typer(
-    help="The secret store: values jobs receive as environment variables (never shown back).",
+    help="The secret store: values jobs receive as environment variables (never shown back). "
+    "A job definition's secrets[].valueFrom names one as AWS Batch definitions do: by name, "
+    "Secrets Manager ARN (with :JSON-KEY:: to take one key of a JSON value) or Systems "
+    "Manager parameter name or ARN. See docs/security.md.",
     no_args_is_help=True,
+)
+NAME_HELP = (
+    "The secret's name, as valueFrom names it: a Secrets Manager name (db-creds), a "
+    "parameter name (/prod/db/password), or an ARN of either (stored under the name in it)."
 )
 
 
@@ -56,7 +69,7 @@ def _value(value_file: Path | None) -> str:
 @app.command("put")
 @handle_errors
 def put(
-    name: Annotated[str, typer.Argument(help="The secret's name (what valueFrom says).")],
+    name: Annotated[str, typer.Argument(help=NAME_HELP)],
     value_file: Annotated[
         Path | None,
         typer.Option(help="Read the value from this file (default: standard input)."),
@@ -67,18 +80,25 @@ def put(
     config: ConfigOpt = None,
     endpoint: EndpointOpt = None,
 ) -> None:
-    """Create or replace a secret (a new version); its value never comes back out."""
+    """Create or replace a secret (a new version); its value never comes back out.
+
+    A value that is a JSON object lets a definition take one of its keys: a Secrets Manager
+    ARN in valueFrom followed by the key and two colons, e.g. ...db-creds:password::"""
+    from batchyard.service.secrets import store_name
+
     value = _value(value_file)
     if local:
         admin = Local(data_dir, config)
         try:
+            name = store_name(name)
             version = admin.secrets.put(name, value, description)
             admin.record("secretsmanager:PutSecretValue", [f"secret:{name}"])
         finally:
             admin.close()
     else:
         body = {"value": value, "description": description}
-        version = call(endpoint, "PUT", f"/secrets/{name}", body=body)["version"]
+        done = call(endpoint, "PUT", f"/secrets/{quote(name, safe='')}", body=body)
+        name, version = done["name"], done["version"]
     out.print(f"stored secret {name} (version {version})")
 
 
@@ -120,20 +140,23 @@ def list_secrets(
 @app.command("delete")
 @handle_errors
 def delete(
-    name: Annotated[str, typer.Argument(help="The secret to delete.")],
+    name: Annotated[str, typer.Argument(help="The secret to delete (a name or an ARN).")],
     local: LocalOpt = False,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     endpoint: EndpointOpt = None,
 ) -> None:
     """Delete a secret; jobs that still name it fail to start (ResourceInitializationError)."""
+    from batchyard.service.secrets import store_name
+
     if local:
         admin = Local(data_dir, config)
         try:
+            name = store_name(name)
             admin.secrets.delete(name)
             admin.record("secretsmanager:DeleteSecret", [f"secret:{name}"])
         finally:
             admin.close()
     else:
-        call(endpoint, "DELETE", f"/secrets/{name}")
+        name = call(endpoint, "DELETE", f"/secrets/{quote(name, safe='')}")["name"]
     out.print(f"deleted secret {name}")

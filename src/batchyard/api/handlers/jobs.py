@@ -165,6 +165,17 @@ def describe_jobs(env: Env, req: dict[str, Any]) -> dict[str, Any]:
     return {"jobs": [render_job(env, v) for v in env.services.jobs.describe(ids)]}
 
 
+def _filters(env: Env, filters: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """A JOB_DEFINITION filter's ARNs -> names (an ARN of another region finds nothing)."""
+    for f in filters or []:
+        if f.get("name") == "JOB_DEFINITION":
+            f["values"] = [
+                env.arns.ref(v, JD, "filters.values") if v.startswith("arn:") else v
+                for v in f.get("values") or []
+            ]
+    return filters
+
+
 @operation("ListJobs")
 def list_jobs(env: Env, req: dict[str, Any]) -> dict[str, Any]:
     queue = req.get("job_queue")
@@ -173,7 +184,7 @@ def list_jobs(env: Env, req: dict[str, Any]) -> dict[str, Any]:
         array_job_id=req.get("array_job_id"),
         multi_node_job_id=req.get("multi_node_job_id"),
         status=req.get("job_status"),
-        filters=req.get("filters"),
+        filters=_filters(env, req.get("filters")),
         max_results=req.get("max_results"),
         next_token=req.get("next_token"),
     )
