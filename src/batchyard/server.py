@@ -255,8 +255,9 @@ def serve(settings: Settings) -> None:
         json.dumps({"pid": os.getpid(), "endpoint": settings.endpoint, "version": __version__})
     )
     log.info(
-        "batchyard %s listening on %s (store: %s; data dir %s; authentication %s)",
+        "batchyard %s listening on %s (dashboard %s/ui; store: %s; data dir %s; authentication %s)",
         __version__,
+        settings.endpoint,
         settings.endpoint,
         runtime.store.description,
         settings.data_dir,

@@ -313,6 +313,8 @@ def test_the_root_tells_a_client_where_things_are(server):
         "batchyard --help",
     ]:
         assert line in text, (line, text)
+    # and the server's start-up line names the dashboard too
+    assert f"listening on {base} (dashboard {base}/ui;" in server.log_path.read_text()
     with server.http() as http:
         answer = http.get("/", headers={"accept": "application/json"})
         assert answer.status_code == 200, answer.text
