@@ -174,7 +174,8 @@ def submit(
             "--depends-on",
             metavar="JOB[:N_TO_N|:SEQUENTIAL]",
             help="Wait for a job: JOB, JOB:N_TO_N (child i waits for child i of JOB), or "
-            "SEQUENTIAL (the array's children one after another). Repeatable.",
+            "SEQUENTIAL (the array's children one after another; JOB:SEQUENTIAL waits for JOB, "
+            "as on AWS). Repeatable.",
             show_default=False,
         ),
     ] = None,
