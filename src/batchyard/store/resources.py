@@ -74,11 +74,6 @@ def compute_environments(
     return [_to_ce(r) for r in conn.execute(q)]
 
 
-def compute_environments_by_id(conn: Connection, ids: Iterable[int]) -> dict[int, str]:
-    rows = conn.execute(select(_ce.c.id, _ce.c.name).where(_ce.c.id.in_(list(ids))))
-    return {r.id: r.name for r in rows}
-
-
 def update_compute_environment(conn: Connection, ce_id: int, **values: Any) -> None:
     conn.execute(update(_ce).where(_ce.c.id == ce_id).values(**values))
 

@@ -18,7 +18,7 @@ def _last_container(view: JobView) -> dict[str, Any]:
     return {"exit_code": last.exit_code, "reason": last.reason, "log_stream_name": last.log_stream}
 
 
-def _array_properties(view: JobView, summary_key: bool = True) -> dict[str, Any] | None:
+def _array_properties(view: JobView) -> dict[str, Any] | None:
     j = view.job
     if j.array_size is not None:
         return {
