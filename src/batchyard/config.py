@@ -267,7 +267,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     """
     overrides = {k: v for k, v in overrides.items() if v is not None}
     path, required = _config_path(config_file, overrides.get("data_dir"))
-    data: ClassVar[dict[str, Any]] = {}
+    data: dict[str, Any] = {}
     if path is not None and (required or path.exists()):
         try:
             data = tomllib.loads(path.read_text())

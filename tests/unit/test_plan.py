@@ -104,18 +104,29 @@ def test_pool_shared_by_environments():
 
 
 @given(
-    st.lists(st.floats(min_value=0.25, max_value=3, allow_nan=False), min_size=0, max_size=30),
-    st.floats(min_value=0, max_value=8),
+    st.lists(st.integers(min_value=1, max_value=12), max_size=30),
+    st.integers(min_value=0, max_value=32),
 )
-def test_never_overcommits(requests, capacity):
+def test_first_fit_in_dispatch_order(quarters, capacity_quarters):
+    """Each job in turn takes room if the jobs before it left enough, else waits: a smaller
+    job may use room a bigger one ahead of it cannot, but none takes room out of turn and
+    the host is never overcommitted. Sizes are in quarters of a vCPU (exact arithmetic)."""
+    requests = [q / 4 for q in quarters]
+    capacity = capacity_quarters / 4
+    # seq runs against the dispatch order, so the order checked is the candidates' order
+    cands = [job(len(requests) - i, vcpus=v) for i, v in enumerate(requests)]
     envs = {"a": env("a", capacity)}
-    cands = {1: [job(i, vcpus=v) for i, v in enumerate(requests)]}
-    p = plan([Queue(1, "q", 1, ("a",))], envs, {"host": Amount(capacity, 16_000, 0)}, cands)
-    used = sum(x.candidate.need.vcpus for x in p.placements)
-    assert used <= capacity + 1e-6
-    assert len(p.placements) + len(p.waits) == len(requests)
-    placed = [x.candidate.seq for x in p.placements]
-    assert placed == sorted(placed)  # dispatch order is kept
+    p = plan([Queue(1, "q", 1, ("a",))], envs, {"host": Amount(capacity, 16_000, 0)}, {1: cands})
+    left, expected = capacity, []
+    for c in cands:
+        if c.need.vcpus <= left:
+            left -= c.need.vcpus
+            expected.append(c.seq)
+    assert [x.candidate.seq for x in p.placements] == expected
+    assert sum(x.candidate.need.vcpus for x in p.placements) <= capacity
+    assert sorted(w.candidate.seq for w in p.waits) == sorted(
+        c.seq for c in cands if c.seq not in expected
+    )
 
 
 # ---- follow-ons: array children queued behind their running siblings ----------------------

@@ -13,7 +13,7 @@ from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from batchyard import ui
 from batchyard.api import extensions
@@ -53,7 +53,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(runtime: Runtime) -> Starlette:
+def create_app(runtime: Runtime) -> ASGIApp:
     router = Router(batch_model())
     handlers = load_handlers()
     default = Env(services=runtime.services, arns=runtime.arns)
@@ -89,7 +89,9 @@ def create_app(runtime: Runtime) -> Starlette:
                 guard.check, principal, "batch", name, req, region
             )
         authorized.append(target)
-        return await handlers[name](env, req)
+        result = handlers[name](env, req)
+        assert inspect.isawaitable(result)  # only coroutine handlers are called here
+        return await result
 
     async def aws(request: Request) -> Response:
         principal = request.scope.get(PRINCIPAL)

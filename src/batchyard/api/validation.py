@@ -206,7 +206,8 @@ _once = _Once()
 def _warn_ignored(operation: str, paths: list[str]) -> None:
     """One warning per new (operation, member), at most ``_MAX_REPORTED`` a request; the
     rest are counted, and named by a later request that sends them."""
-    new, more = [], 0
+    new: list[str] = []
+    more = 0
     for raw in dict.fromkeys(_INDEX.sub("[]", p) for p in paths):
         path = raw.encode("unicode_escape").decode("ascii")
         path = path if len(path) <= 200 else path[:197] + "..."

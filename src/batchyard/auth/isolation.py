@@ -112,11 +112,10 @@ def ensure_job_user(identity: JobIdentity) -> None:
     try:
         done = subprocess.run([*cmd, DEFAULT_JOB_USER], capture_output=True, text=True)
     except OSError as e:
-        done = None
-        why = e.strerror
+        created, why = False, e.strerror
     else:
-        why = done.stderr.strip()
-    if done is None or done.returncode != 0:
+        created, why = done.returncode == 0, done.stderr.strip()
+    if not created:
         raise ConfigError(
             f"jobs of a server running as root run in the group of the user "
             f"{DEFAULT_JOB_USER!r}, which does not exist and could not be created ({why}); "

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from rich.console import OverflowMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -78,7 +79,7 @@ def fitted(cols: list[Col], width: int) -> Table:
         widths = [c.width() if c.cut_to is None else c.cut_to for c in kept]
     table = Table(box=None, header_style="bold", pad_edge=False)
     for c, w in zip(kept, widths, strict=True):
-        overflow = "fold" if c.wrap else "ellipsis"
+        overflow: OverflowMethod = "fold" if c.wrap else "ellipsis"
         table.add_column(
             c.header, justify=c.justify, no_wrap=not c.wrap, overflow=overflow, width=w
         )

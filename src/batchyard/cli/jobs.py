@@ -631,8 +631,9 @@ def render_job(job: dict[str, Any], explained: dict[str, Any] | None = None) -> 
         rows.append(("stopped by", "cancel" if job.get("isCancelled") else "terminate"))
     if job.get("tags"):
         rows.append(("tags", ", ".join(f"{k}={v}" for k, v in job["tags"].items())))
-    if (explained or {}).get("ranAs"):
-        rows.append(("ran as", explained["ranAs"]))
+    ran_as = (explained or {}).get("ranAs")
+    if ran_as:
+        rows.append(("ran as", ran_as))
     permission = (explained or {}).get("permission")
     if permission:
         rows.append(("permission", f"[red]{escape(permission['fix'])}[/]"))

@@ -99,14 +99,6 @@ class Job:
     tags: dict[str, str]
     spec: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def is_array_parent(self) -> bool:
-        return self.array_size is not None
-
-    @property
-    def is_array_child(self) -> bool:
-        return self.array_index is not None
-
 
 def child_id(parent_id: str, index: int) -> str:
     return f"{parent_id}:{index}"

@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import orjson
@@ -74,14 +74,27 @@ class _State:
     dirty: bool = False
 
 
-class Observer:
-    """What delivery reports to (metrics); the default ignores everything."""
+class Observer(Protocol):
+    """What delivery reports to (the server's metrics)."""
 
     def delivered(self, webhook: str, seconds: float) -> None: ...
 
     def failed(self, webhook: str, seconds: float) -> None: ...
 
     def dead_lettered(self, webhook: str) -> None: ...
+
+
+class _Unobserved:
+    """The default observer: reports go nowhere."""
+
+    def delivered(self, webhook: str, seconds: float) -> None:
+        pass
+
+    def failed(self, webhook: str, seconds: float) -> None:
+        pass
+
+    def dead_lettered(self, webhook: str) -> None:
+        pass
 
 
 class WebhookDelivery:
@@ -99,7 +112,7 @@ class WebhookDelivery:
         self.builder = builder
         self.webhooks = webhooks
         self.leading = leading
-        self.observer = observer or Observer()
+        self.observer: Observer = observer or _Unobserved()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -343,8 +356,8 @@ def status(store: Store, webhooks: list[Webhook], latest: int) -> list[dict[str,
     with store.read() as conn:
         rows = {r.name: r for r in conn.execute(select(t.webhook_cursors))}
         dead: dict[str, int] = {}
-        for r in conn.execute(select(t.webhook_dead_letters.c.webhook)):
-            dead[r.webhook] = dead.get(r.webhook, 0) + 1
+        for d in conn.execute(select(t.webhook_dead_letters.c.webhook)):
+            dead[d.webhook] = dead.get(d.webhook, 0) + 1
     out = []
     for h in webhooks:
         r = rows.get(h.name)

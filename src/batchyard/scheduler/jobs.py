@@ -179,14 +179,23 @@ class JobScheduler(MultiNode):
             jobs = repo.jobs_by_seqs(conn, [r.job_seq for r in rows])
             self._launch_children = self._rebuild_multinode(conn)
             parents = repo.jobs_by_seqs(
-                conn, {j.parent_seq for j in jobs.values() if j.node_index is not None}
+                conn,
+                {
+                    j.parent_seq
+                    for j in jobs.values()
+                    if j.node_index is not None and j.parent_seq is not None
+                },
             )
         by_provider: dict[str, list[ActiveAttempt]] = {}
         for r in rows:
             job = jobs.get(r.job_seq)
             if job is None:
                 continue
-            mnp = parents.get(job.parent_seq) if job.node_index is not None else None
+            mnp = (
+                parents.get(job.parent_seq)
+                if job.node_index is not None and job.parent_seq is not None
+                else None
+            )
             main = mnp is not None and job.node_index == (
                 (mnp.spec.get("node_properties") or {}).get("main_node", 0)
             )
@@ -703,7 +712,7 @@ class JobScheduler(MultiNode):
         self._next_scale = time.monotonic() + SCALE_SECONDS
         wanted = repo.runnable_vcpus_by_queue(conn)
         demand: dict[str, float] = {}
-        for r in [*self.running.values(), *self.held.values()]:
+        for r in self._holding():
             demand[r.environment] = demand.get(r.environment, 0.0) + r.need.vcpus
         envs = self._topology.environments
         for q in self._topology.queues:
@@ -764,12 +773,16 @@ class JobScheduler(MultiNode):
             ces = {ce.name: ce for ce in res.compute_environments(conn)}
         self._topology = _Topology(queues, ces, {q.id: q.name for q in queues})
 
+    def _holding(self) -> list[Running | Held]:
+        """Everything that holds capacity: running attempts and nodes held for a gang."""
+        return [*self.running.values(), *self.held.values()]
+
     def _environments(self) -> tuple[dict[str, planner.Environment], dict[str, planner.Amount]]:
         assert self._topology is not None
         used: dict[str, planner.Amount] = {}
         pool_used: dict[str, planner.Amount] = {}
         zero = planner.Amount(0.0, 0, 0)
-        for r in [*self.running.values(), *self.held.values()]:
+        for r in self._holding():
             if isinstance(r, Running) and r.after is not None:
                 continue  # it will use the reservation of the attempt it follows
             used[r.environment] = _plus(used.get(r.environment, zero), r.need)

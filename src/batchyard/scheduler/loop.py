@@ -43,7 +43,6 @@ class Scheduler:
         self._lock = threading.Lock()
         self._started = threading.Event()
         self._stopping = False
-        self.rounds = 0
         self._last_pass = 0.0
         self._last_only_submissions = False
 
@@ -171,7 +170,6 @@ class Scheduler:
                         self._topics |= topics
                     await asyncio.sleep(1.0)
                     return True
-            self.rounds += 1
             self._last_pass = self._loop.time()
             if again:
                 self._event.set()

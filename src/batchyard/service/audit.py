@@ -52,7 +52,6 @@ class Audit:
         self._queue: deque[Record] = deque()
         self._used: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_expiry = 0.0

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, func, or_, select, text
+from sqlalchemy import ColumnElement, Connection, func, or_, select, text
 
 from batchyard.domain.clock import now_ms
 from batchyard.domain.jobs import TERMINAL, Job
@@ -81,7 +81,7 @@ class Dashboard:
     def search(self, s: Search) -> SearchResult:
         limit = max(1, min(MAX_PAGE, s.limit))
         with self.ctx.store.read() as conn:
-            where = [_j.c.parent_seq.is_(None)]
+            where: list[ColumnElement[bool]] = [_j.c.parent_seq.is_(None)]
             if s.queue:
                 queue = res.job_queue(conn, s.queue)
                 if queue is None:

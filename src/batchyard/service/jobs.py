@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins  # builtins.list in annotations: a method below is named list
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -216,7 +217,7 @@ class Jobs:
         self,
         queue_ref: str,
         status: str | None,
-        filters: list[dict[str, Any]] | None,
+        filters: builtins.list[dict[str, Any]] | None,
         max_results: int | None,
         token: str | None,
     ) -> Page:
@@ -226,7 +227,9 @@ class Jobs:
             queue = res.job_queue(conn, queue_ref)
             if queue is None:
                 raise unknown(conn, "job queue", queue_ref, "jobQueue")
-            f, limit = self._filter(conn, queue, status, (filters or [None])[0], max_results)
+            f, limit = self._filter(
+                conn, queue, status, filters[0] if filters else None, max_results
+            )
             key = ["queue", queue.id, status, filters]
             after = self.ctx.tokens.decode(token, "ListJobs", key)
             jobs = repo.list_jobs(conn, f, after, limit + 1)
@@ -276,7 +279,7 @@ class Jobs:
             )
         return f, _limit(max_results, 100)
 
-    def _definition_ids(self, conn: Connection, value: str) -> list[int]:
+    def _definition_ids(self, conn: Connection, value: str) -> builtins.list[int]:
         """A JOB_DEFINITION filter: ``name``, ``name:revision``, or a ``name*`` prefix."""
         if value.startswith("arn:"):
             value = value.split("job-definition/", 1)[-1]
@@ -299,13 +302,13 @@ class Jobs:
     def terminate(self, job_id: str, reason: str) -> None:
         self._stop_ids([job_id], reason, terminate=True)
 
-    def bulk(self, ids: list[str], reason: str, terminate: bool) -> BulkResult:
+    def bulk(self, ids: builtins.list[str], reason: str, terminate: bool) -> BulkResult:
         if len(ids) > MAX_BULK:
             raise InvalidRequest(f"jobs lists {len(ids)} ids; at most {MAX_BULK} per request")
         self._stop_ids(ids, reason, terminate)
         return BulkResult(list(dict.fromkeys(ids)), [])
 
-    def _stop_ids(self, ids: list[str], reason: str, terminate: bool) -> None:
+    def _stop_ids(self, ids: builtins.list[str], reason: str, terminate: bool) -> None:
         _reason(reason)
         with self.ctx.store.write() as conn:
             found = repo.jobs_by_ids(conn, ids)
@@ -315,7 +318,9 @@ class Jobs:
             self.ctx.finished(ended)
         self.ctx.wake(JOBS)
 
-    def _stop(self, conn: Connection, jobs: list[Job], reason: str, terminate: bool) -> list[int]:
+    def _stop(
+        self, conn: Connection, jobs: builtins.list[Job], reason: str, terminate: bool
+    ) -> builtins.list[int]:
         """Cancel what has not started; with ``terminate``, flag started work for the
         scheduler to kill. Array parents take their children with them. Returns the jobs
         that ended."""
@@ -359,7 +364,7 @@ class Jobs:
 
     # ---- queue snapshot -----------------------------------------------------------------
 
-    def snapshot(self, queue_ref: str) -> tuple[list[Job], int, float]:
+    def snapshot(self, queue_ref: str) -> tuple[builtins.list[Job], int, float]:
         """The first RUNNABLE jobs in dispatch order, and the vCPUs the queue's jobs use."""
         with self.ctx.store.read() as conn:
             queue = res.job_queue(conn, queue_ref)

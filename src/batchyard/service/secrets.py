@@ -27,6 +27,7 @@ written to a log: DescribeJobs shows the reference (``valueFrom``), like AWS doe
 
 from __future__ import annotations
 
+import builtins  # builtins.list in annotations: a method below is named list
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -231,7 +232,7 @@ class Secrets:
             if not repo.delete_secret(conn, name):
                 raise NotFound(f"secret {name!r} does not exist (see `batchyard secrets list`)")
 
-    def resolve(self, wanted: list[SecretRef]) -> dict[str, str]:
+    def resolve(self, wanted: builtins.list[SecretRef]) -> dict[str, str]:
         """Variable name -> clear value, for a launch; :class:`SecretUnavailable` says what
         cannot be resolved and why (every reference at once)."""
         if not wanted:

@@ -490,7 +490,11 @@ class Submitter:
                         f"{dep.array_size} children, this job {array_size}"
                     )
                 kids = jobs_repo.children(conn, dep.seq)
-                n_to_n.append(_ArrayDep(dep.id, {c.array_index: c.status for c in kids}))
+                n_to_n.append(
+                    _ArrayDep(
+                        dep.id, {c.array_index: c.status for c in kids if c.array_index is not None}
+                    )
+                )
                 continue
             waits.append((dep.id, dep.status))
             plan.edge(job_id, dep.id, None)

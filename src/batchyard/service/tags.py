@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins  # builtins.list in annotations: a method below is named list
+
 from sqlalchemy import Connection, Table, select, update
 
 from batchyard.domain import checks
@@ -84,7 +86,7 @@ class Tags:
             checks.tags(merged, "tags (existing and new together)")
             self._save(conn, kind, resource, merged)
 
-    def untag(self, kind: str, resource: str, keys: list[str]) -> None:
+    def untag(self, kind: str, resource: str, keys: builtins.list[str]) -> None:
         with self.ctx.store.write() as conn:
             current = self._current(conn, kind, resource, lock=True)
             if kind == "compute-environment" and PROVIDER_TAG in keys and PROVIDER_TAG in current:

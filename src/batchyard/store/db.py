@@ -25,6 +25,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModu
 
 from batchyard.config import ConfigError
 from batchyard.store import tables
+from batchyard.store.raw import driver
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -106,7 +107,7 @@ class Store:
         lock = self._write_lock if self.dialect == "sqlite" else contextlib.nullcontext()
         with lock, self.engine.connect() as conn:
             conn = conn.execution_options(batchyard_write=True)
-            raw = conn.connection.driver_connection  # outside SQLAlchemy's autobegin
+            raw = driver(conn)  # outside SQLAlchemy's autobegin
             if self.dialect == "sqlite" and not durable:
                 raw.execute("PRAGMA synchronous=NORMAL")
             try:
@@ -229,7 +230,7 @@ class Writer:
     def _connect(self) -> Connection:
         conn = self.store.engine.connect().execution_options(batchyard_write=True)
         if self.store.dialect == "sqlite":
-            conn.connection.driver_connection.execute("PRAGMA synchronous=NORMAL")
+            driver(conn).execute("PRAGMA synchronous=NORMAL")
         else:
             conn.exec_driver_sql("SET synchronous_commit = off")
             conn.commit()
@@ -294,7 +295,7 @@ class GroupCommit:
             try:
                 with self.store.write() as conn:
                     # driver-level savepoints: SQLAlchemy's compile a statement per name
-                    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                    cursor = driver(conn).cursor()
                     for item in batch:
                         work, _, _ = item
                         cursor.execute("SAVEPOINT grouped")

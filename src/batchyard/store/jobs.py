@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Row, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, func, or_, select, update
 
 from batchyard.domain import arrays
 from batchyard.domain.jobs import TERMINAL, Job, JobStatus, check_transition
@@ -77,11 +77,6 @@ def jobs_by_seqs(conn: Connection, seqs: Iterable[int]) -> dict[int, Job]:
     return {j.seq: j for j in _jobs_where(Raw(conn), "seq", seqs)}
 
 
-def jobs_with_status(conn: Connection, status: JobStatus, limit: int = 1000) -> list[Job]:
-    rows = conn.execute(select(_j).where(_j.c.status == status).order_by(_j.c.seq).limit(limit))
-    return [to_job(r) for r in rows]
-
-
 def children(
     conn: Connection,
     parent_seq: int,
@@ -102,13 +97,6 @@ def children(
     if limit is not None:
         q = q.limit(limit)
     return [to_job(r) for r in conn.execute(q)]
-
-
-def child_by_index(conn: Connection, parent_seq: int, index: int) -> Job | None:
-    row = conn.execute(
-        select(_j).where(_j.c.parent_seq == parent_seq, _j.c.array_index == index)
-    ).first()
-    return to_job(row) if row else None
 
 
 @dataclass(slots=True)
@@ -412,22 +400,12 @@ def busy_queue_ids(conn: Connection) -> set[int]:
 # ---- writes ---------------------------------------------------------------------------------
 
 
-def insert_jobs(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(insert(_j), rows)
-
-
 def seqs_for_ids(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     for i in range(0, len(ids), 500):
         for r in conn.execute(select(_j.c.id, _j.c.seq).where(_j.c.id.in_(ids[i : i + 500]))):
             out[r.id] = r.seq
     return out
-
-
-def insert_dependencies(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(insert(_d), rows)
 
 
 def clear_status_reason(conn: Connection, seqs: list[int], prefix: str) -> None:
@@ -441,11 +419,6 @@ def clear_status_reason(conn: Connection, seqs: list[int], prefix: str) -> None:
             "AND status_reason LIKE :prefix",
             params,
         )
-
-
-def record_history(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(insert(_h), rows)
 
 
 @dataclass(slots=True)
@@ -638,17 +611,6 @@ def set_wait_reason(conn: Connection, seq: int, reason: str) -> None:
     )
 
 
-def update_jobs(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Bulk updates: each row holds ``b_seq`` and the columns to set."""
-    if not rows:
-        return
-    from sqlalchemy import bindparam
-
-    keys = [k for k in rows[0] if k != "b_seq"]
-    stmt = update(_j).where(_j.c.seq == bindparam("b_seq")).values({k: bindparam(k) for k in keys})
-    conn.execute(stmt, rows)
-
-
 class NewAttempt(NamedTuple):
     job_seq: int
     number: int
@@ -691,10 +653,6 @@ def insert_attempts(conn: Connection, attempts: Sequence[NewAttempt]) -> list[in
         ],
     )
     return [int(rows[0][0]) for rows in results]
-
-
-def update_attempt(conn: Connection, attempt_id: int, **values: Any) -> None:
-    update_attempts(conn, [(attempt_id, values)])
 
 
 def update_attempts(conn: Connection, updates: Sequence[tuple[int, dict[str, Any]]]) -> None:
@@ -754,6 +712,3 @@ def delete_jobs(conn: Connection, seqs: Sequence[int]) -> list[str]:
         conn.execute(delete(_d).where(or_(_d.c.job_seq.in_(chunk), _d.c.depends_on_seq.in_(chunk))))
         conn.execute(delete(_j).where(_j.c.seq.in_(chunk)))
     return streams
-
-
-__all__ = ["Change", "JobFilter", "and_"]

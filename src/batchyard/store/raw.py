@@ -30,10 +30,19 @@ def json_param(name: str, pg: bool) -> str:
     return f"CAST(:{name} AS jsonb)" if pg else f":{name}"
 
 
+def driver(conn: Connection) -> Any:
+    """The DBAPI connection under ``conn`` (SQLAlchemy types it optional: it is None only
+    once the connection is closed)."""
+    dbapi = conn.connection.driver_connection
+    if dbapi is None:
+        raise RuntimeError("the connection is closed")
+    return dbapi
+
+
 class Raw:
     def __init__(self, conn: Connection) -> None:
         self.pg = conn.dialect.name == "postgresql"
-        self.cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        self.cursor = driver(conn).cursor()
 
     def sql(self, template: str) -> str:
         return _pg(template) if self.pg else template

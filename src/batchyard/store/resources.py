@@ -8,7 +8,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Row, Select, and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    Select,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from batchyard.domain.resources import (
     DELETED,
@@ -40,12 +52,19 @@ def _locked(query: Select, lock: Lock) -> Select:
 _ce = t.compute_environments
 
 
+def _insert(conn: Connection, table: Table, values: dict[str, Any]) -> int:
+    """Insert one row; its new id."""
+    key = conn.execute(insert(table).values(**values)).inserted_primary_key
+    assert key is not None  # None only for statements that are not an INSERT
+    return int(key[0])
+
+
 def _to_ce(row: Row) -> ComputeEnvironment:
     return from_row(ComputeEnvironment, row)
 
 
 def insert_compute_environment(conn: Connection, **values: Any) -> int:
-    return conn.execute(insert(_ce).values(**values)).inserted_primary_key[0]
+    return _insert(conn, _ce, values)
 
 
 def compute_environment(
@@ -72,11 +91,6 @@ def compute_environments(
     if limit is not None:
         q = q.limit(limit)
     return [_to_ce(r) for r in conn.execute(q)]
-
-
-def compute_environments_by_id(conn: Connection, ids: Iterable[int]) -> dict[int, str]:
-    rows = conn.execute(select(_ce.c.id, _ce.c.name).where(_ce.c.id.in_(list(ids))))
-    return {r.id: r.name for r in rows}
 
 
 def update_compute_environment(conn: Connection, ce_id: int, **values: Any) -> None:
@@ -151,7 +165,7 @@ def _to_queues(conn: Connection, rows: Sequence[Row]) -> list[JobQueue]:
 
 
 def insert_job_queue(conn: Connection, **values: Any) -> int:
-    return conn.execute(insert(_jq).values(**values)).inserted_primary_key[0]
+    return _insert(conn, _jq, values)
 
 
 def set_queue_environments(conn: Connection, queue_id: int, entries: list[tuple[int, int]]) -> None:
@@ -239,7 +253,7 @@ def latest_revision(conn: Connection, name: str) -> int:
 
 
 def insert_job_definition(conn: Connection, **values: Any) -> int:
-    return conn.execute(insert(_jd).values(**values)).inserted_primary_key[0]
+    return _insert(conn, _jd, values)
 
 
 def job_definition(
@@ -308,7 +322,7 @@ def _to_sp(row: Row) -> SchedulingPolicy:
 
 
 def insert_scheduling_policy(conn: Connection, **values: Any) -> int:
-    return conn.execute(insert(_sp).values(**values)).inserted_primary_key[0]
+    return _insert(conn, _sp, values)
 
 
 def scheduling_policy(conn: Connection, name: str, lock: Lock = None) -> SchedulingPolicy | None:
@@ -350,7 +364,7 @@ def _to_cr(row: Row) -> ConsumableResource:
 
 
 def insert_consumable_resource(conn: Connection, **values: Any) -> int:
-    return conn.execute(insert(_cr).values(**values)).inserted_primary_key[0]
+    return _insert(conn, _cr, values)
 
 
 def consumable_resource(

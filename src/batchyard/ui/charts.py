@@ -88,7 +88,7 @@ def bars(
     every = every or max(1, math.ceil(n / (width / 80)))
     for i, label in enumerate(labels):
         x = left + i * slot + (slot - bar) / 2
-        y = TOP + plot_h
+        y: float = TOP + plot_h
         parts = []
         for name, css, values in series:
             v = values[i]

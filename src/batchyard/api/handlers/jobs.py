@@ -18,7 +18,7 @@ def _last_container(view: JobView) -> dict[str, Any]:
     return {"exit_code": last.exit_code, "reason": last.reason, "log_stream_name": last.log_stream}
 
 
-def _array_properties(view: JobView, summary_key: bool = True) -> dict[str, Any] | None:
+def _array_properties(view: JobView) -> dict[str, Any] | None:
     j = view.job
     if j.array_size is not None:
         return {
@@ -52,7 +52,7 @@ def _node_summary(view: JobView) -> dict[str, Any] | None:
 
 def render_job(env: Env, view: JobView) -> dict[str, Any]:
     j, spec = view.job, view.spec
-    container = {**(spec.get("container") or {}), **_last_container(view)}
+    container: dict[str, Any] | None = {**(spec.get("container") or {}), **_last_container(view)}
     if j.num_nodes is not None:
         container = None  # a multi-node job has nodes, each with its container
     return {

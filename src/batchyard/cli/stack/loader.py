@@ -189,18 +189,18 @@ def _schema_problem(stack: Stack, err: Any) -> Problem:
         expected = err.validator_value
         names = [expected] if isinstance(expected, str) else list(expected)
         want = " or ".join(_EXPECTED.get(n, n) for n in names)
-        hint = ""
+        quote = ""
         if "string" in names and isinstance(err.instance, int | float | bool):
             shown = str(err.instance).lower() if isinstance(err.instance, bool) else err.instance
-            hint = f'; quote it: "{shown}"'
-        return stack.problem(path, f"expected {want}, got {_type_name(err.instance)}{hint}")
+            quote = f'; quote it: "{shown}"'
+        return stack.problem(path, f"expected {want}, got {_type_name(err.instance)}{quote}")
     if kind == "enum":
         choices = ", ".join(str(c) for c in err.validator_value)
         options = [str(c) for c in err.validator_value]
         same = [c for c in options if c.lower() == str(err.instance).lower()]
         hint = same or difflib.get_close_matches(str(err.instance), options, 1)
-        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-        return stack.problem(path, f"{err.instance!r} is not one of {choices}{extra}")
+        did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+        return stack.problem(path, f"{err.instance!r} is not one of {choices}{did_you_mean}")
     if kind == "pattern" and path and path[-1] in {n for _, n in KINDS.values()}:
         return stack.problem(
             path, f"{err.instance!r} is not a valid name: use 1 to 128 letters, digits, - and _"

@@ -105,7 +105,7 @@ def normalize(value: Any) -> Any:
     float is its integer."""
     if isinstance(value, dict):
         out = {k: normalize(v) for k, v in value.items()}
-        return {k: v for k, v in out.items() if v is not None}  # type: ignore[misc]
+        return {k: v for k, v in out.items() if v is not None}
     if isinstance(value, list):
         return [normalize(v) for v in value] or None
     if isinstance(value, float) and value.is_integer():
