@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import time
 
 from cli_helpers import client_env
-from helpers import setup_queue, wait_job
+from helpers import all_log_events, setup_queue, wait_job
+
+from batchyard.providers.logframe import MAX_EVENT_BYTES
 
 
 def test_follow_prints_lines_while_the_job_still_runs(cli, cli_server, unique, tmp_path):
@@ -133,3 +136,48 @@ def test_follow_of_a_failed_job_says_how_it_ended_and_exits_1(cli, cli_server, u
     r = cli("logs", "--follow", stuck)
     assert r.code == 1, r
     assert r.stderr.splitlines()[-1] == f"── FAILED {stuck} without running: not today ──", r
+
+
+# A job's one line of 3,100,093 bytes (no newline inside), written in 100,003-byte pieces: the
+# size that once lost 344 KB of output. The content is a hash chain, so a lost, doubled or
+# misplaced piece changes the digest.
+LONG_LINE = """
+import hashlib, os, sys
+n = int(sys.argv[1])
+data = b"".join(hashlib.sha256(b"%d" % i).hexdigest().encode() for i in range(n // 64 + 1))
+data = data[:n] + b"\\n"
+for i in range(0, len(data), 100_003):
+    os.write(1, data[i : i + 100_003])
+os.write(1, b"the end\\n")
+"""
+
+
+def test_a_multi_megabyte_line_reaches_the_log_whole(cli, cli_server, unique):
+    size = 3_100_093
+    line = b"".join(hashlib.sha256(b"%d" % i).hexdigest().encode() for i in range(size // 64 + 1))
+    line = line[:size]
+    batch = cli_server.client("batch")
+    queue = setup_queue(batch, unique)
+    job_id = cli(
+        "submit", "-q", queue, "--vcpus", "0.5", "--", sys.executable, "-c", LONG_LINE, str(size)
+    ).lines[0]
+    job = wait_job(batch, job_id)
+    assert job["status"] == "SUCCEEDED", job.get("statusReason")
+    # GetLogEvents, page by page: the line as consecutive events of at most an event's size
+    stream = job["attempts"][0]["container"]["logStreamName"]
+    messages = [e["message"] for e in all_log_events(cli_server, stream)]
+    assert messages[-1] == "the end"
+    pieces = [m.encode() for m in messages[:-1]]
+    assert [len(p) for p in pieces] == [MAX_EVENT_BYTES] * 11 + [size - 11 * MAX_EVENT_BYTES]
+    whole = b"".join(pieces)
+    assert len(whole) == size
+    assert hashlib.sha256(whole).hexdigest() == hashlib.sha256(line).hexdigest()
+    # batchyard logs prints each event as a line: the same bytes, in the same order
+    out = cli("logs", job_id)
+    assert out.code == 0, out
+    printed = out.stdout.splitlines()
+    assert printed[-1] == "the end"
+    assert (
+        hashlib.sha256("".join(printed[:-1]).encode()).hexdigest()
+        == hashlib.sha256(line).hexdigest()
+    )

@@ -265,3 +265,21 @@ def log_lines(server: Any, job: dict[str, Any], attempt: int = -1) -> list[str]:
         logGroupName="/aws/batch/job", logStreamName=stream, startFromHead=True
     )["events"]
     return [e["message"] for e in events]
+
+
+def all_log_events(server: Any, stream: str) -> list[dict[str, Any]]:
+    """Every event of a log stream, read from its head through GetLogEvents, page by page."""
+    logs = server.client("logs")
+    events: list[dict[str, Any]] = []
+    token = None
+    while True:
+        page = logs.get_log_events(
+            logGroupName="/aws/batch/job",
+            logStreamName=stream,
+            startFromHead=True,
+            **({"nextToken": token} if token else {}),
+        )
+        if not page["events"]:
+            return events
+        events += page["events"]
+        token = page["nextForwardToken"]

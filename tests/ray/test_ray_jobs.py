@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 
 import pytest
-from helpers import describe_ce, log_lines, make_queue, register, wait_for, wait_job
+from helpers import all_log_events, describe_ce, log_lines, make_queue, register, wait_for, wait_job
 from raycluster import ray_ce
 
 pytestmark = pytest.mark.ray
@@ -105,20 +106,9 @@ def test_logs_keep_order_timestamps_and_long_output(batch, ray_server, ray_queue
     job = wait_job(batch, job_id)
     assert job["status"] == "SUCCEEDED", job.get("statusReason")
     stream = job["attempts"][0]["container"]["logStreamName"]
-    logs = ray_server.client("logs")
-    messages, stamps, token = [], [], None
-    while True:
-        page = logs.get_log_events(
-            logGroupName="/aws/batch/job",
-            logStreamName=stream,
-            startFromHead=True,
-            **({"nextToken": token} if token else {}),
-        )
-        if not page["events"]:
-            break
-        messages += [e["message"] for e in page["events"]]
-        stamps += [e["timestamp"] for e in page["events"]]
-        token = page["nextForwardToken"]
+    events = all_log_events(ray_server, stream)
+    messages = [e["message"] for e in events]
+    stamps = [e["timestamp"] for e in events]
     assert messages == [f"line {i}" for i in range(1, 3001)] + ["oops"]
     assert stamps == sorted(stamps)
     assert job["startedAt"] - 1000 <= stamps[0] <= stamps[-1] <= job["stoppedAt"]
@@ -132,6 +122,27 @@ def test_logs_keep_order_timestamps_and_long_output(batch, ray_server, ray_queue
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     assert [e["message"] for e in json.loads(out.stdout)["events"]] == ["line 1", "line 2"]
+
+
+def test_a_line_longer_than_an_event_arrives_whole(batch, ray_server, ray_queue, unique):
+    """The Ray task frames output as the local agent does (the framing travels to the cluster
+    with the task's code): a long line is split into events, no byte lost."""
+    from batchyard.providers.logframe import MAX_EVENT_BYTES
+
+    size = 2 * MAX_EVENT_BYTES + 12_345
+    program = (
+        "import os, sys; n = int(sys.argv[1]); line = bytes(i % 251 % 94 + 33 for i in range(n))"
+        "\nfor i in range(0, n, 100_003): os.write(1, line[i : i + 100_003])\nprint()"
+    )
+    jd = register(batch, unique, [sys.executable, "-c", program, str(size)])
+    job = wait_job(
+        batch, batch.submit_job(jobName="long", jobQueue=ray_queue, jobDefinition=jd)["jobId"]
+    )
+    assert job["status"] == "SUCCEEDED", job.get("statusReason")
+    expected = bytes(i % 251 % 94 + 33 for i in range(size)).decode()
+    got = log_lines(ray_server, job)
+    assert [len(m) for m in got] == [MAX_EVENT_BYTES, MAX_EVENT_BYTES, 12_345]
+    assert "".join(got) == expected
 
 
 def test_array_job(batch, ray_server, ray_queue, unique):

@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from batchyard.providers.base import ran_as_text
 from batchyard.providers.local import wire
 from batchyard.providers.local.access import usable_by
 from batchyard.providers.local.cgroups import Cgroups, JobCgroup, detect
+from batchyard.providers.logframe import NO_LIMIT, LogFrame
 
 log = logging.getLogger("batchyard.agent")
 
@@ -49,7 +50,6 @@ class AlreadyServed(Exception):
 
 
 READ_CHUNK = 1 << 16
-MAX_LINE = 256 * 1024  # a CloudWatch event's limit; longer lines are split
 EXIT_GRACE = 2.0  # after the job's main process exits, wait this long for its output's end
 SAMPLE_SECONDS = 1.0  # process-tree memory sampling of jobs without a cgroup
 SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
@@ -68,11 +68,8 @@ class Job:
     log_path: str  # created on the first output: most short jobs print nothing
     workdir: str
     started_at: int
-    log_limit: int
+    frame: LogFrame  # the output not yet logged, and how much was
     cgroup: Any = None
-    buf: bytearray = field(default_factory=bytearray)
-    logged: int = 0
-    truncated: bool = False
     log_error: str | None = None
     status: int | None = None
     rusage: Any = None
@@ -512,7 +509,7 @@ class Agent:
             log_path=item["log"],
             workdir=prep.workdir,
             started_at=now_ms(),
-            log_limit=int(item.get("log_limit", 1 << 40)),
+            frame=LogFrame(int(item.get("log_limit", NO_LIMIT))),
             cgroup=cgroup,
             ran_as=item.get("ran_as"),
         )
@@ -606,53 +603,37 @@ class Agent:
             data = b""
         if not data:
             job.eof = True
-            self._write_lines(job, final=True)
+            self._log(job, job.frame.feed(b"", final=True))
             self.sel.unregister(job.pipe)
             os.close(job.pipe)
             job.pipe = -1
             if job.status is not None:
                 self._finish(job)
             return
-        job.buf += data
-        self._write_lines(job, final=False)
+        self._log(job, job.frame.feed(data))
 
-    def _write_lines(self, job: Job, final: bool) -> None:
-        """Move the complete lines of the job's buffer to its log, one timestamp each."""
-        buf = job.buf
-        end = buf.rfind(b"\n")
-        if end < 0 and len(buf) < MAX_LINE and not final:
+    def _log(self, job: Job, records: bytes) -> None:
+        """Append framed records (see :mod:`batchyard.providers.logframe`) to the job's log."""
+        if not records:
             return
-        cut = len(buf) if (final or end < 0) else end + 1
-        chunk = bytes(buf[:cut])
-        del buf[:cut]
-        if not chunk or job.truncated or job.log_error:
-            return
-        ts = b"%d " % now_ms()
-        lines = chunk.rstrip(b"\n").split(b"\n")
-        out = b"".join(ts + line[:MAX_LINE] + b"\n" for line in lines)
-        if job.logged + len(out) > job.log_limit:
-            out = (
-                ts
-                + b"[batchyard: output truncated: the attempt's log reached %d bytes]\n"
-                % job.log_limit
-            )
-            job.truncated = True
-        try:
-            if job.log_fd < 0:
-                job.log_fd = os.open(
-                    job.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640
-                )
-            os.write(job.log_fd, out)
-            job.logged += len(out)
-        except OSError as e:
-            job.log_error = os.strerror(e.errno or errno.EIO)
+        if job.log_error is None:
+            try:
+                if job.log_fd < 0:
+                    job.log_fd = os.open(
+                        job.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640
+                    )
+                os.write(job.log_fd, records)
+                return
+            except OSError as e:
+                job.log_error = os.strerror(e.errno or errno.EIO)
+        job.frame.logged -= len(records)  # not in the log: log_bytes counts what it holds
 
     def _finish(self, job: Job) -> None:
         """Both the process and its output have ended (or the grace ran out): record it."""
         if job.id not in self.running or job.status is None:
             return
         if job.pipe >= 0:
-            self._write_lines(job, final=True)
+            self._log(job, job.frame.feed(b"", final=True))
             self.sel.unregister(job.pipe)
             os.close(job.pipe)
             job.pipe = -1
@@ -680,7 +661,7 @@ class Agent:
                 "cpu_seconds": round(ru.ru_utime + ru.ru_stime, 6),
                 "max_rss_mib": round(ru.ru_maxrss / 1024, 3),
                 "wall_seconds": round((now_ms() - job.started_at) / 1000, 3),
-                "log_bytes": job.logged,
+                "log_bytes": job.frame.logged,
             },
         }
         if job.cgroup is not None:

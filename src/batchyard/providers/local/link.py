@@ -18,20 +18,10 @@ from typing import Any
 
 from batchyard.domain.clock import now_ms
 from batchyard.providers.base import Events, Exited, Started
+from batchyard.providers.exits import exited
 from batchyard.providers.local import wire
 
 log = logging.getLogger(__name__)
-
-
-def exited(item: dict[str, Any]) -> Exited:
-    return Exited(
-        attempt_id=item["id"],
-        at=item["at"],
-        exit_code=item.get("exit_code"),
-        reason=item.get("reason"),
-        usage=item.get("usage"),
-        never_started=bool(item.get("never_started")),
-    )
 
 
 def kill_orphan(pid: int) -> None:

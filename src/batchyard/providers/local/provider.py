@@ -32,8 +32,9 @@ from batchyard.providers.base import (
     Provider,
     Started,
 )
+from batchyard.providers.exits import exited
 from batchyard.providers.local import wire
-from batchyard.providers.local.link import AgentLink, exited
+from batchyard.providers.local.link import AgentLink
 
 log = logging.getLogger(__name__)
 POOL = "local"

@@ -49,9 +49,12 @@ class Bridge:
         import ray.cloudpickle
 
         import ray
+        from batchyard.providers import logframe
         from batchyard.providers.ray import remote
 
-        # ship remote.py to the cluster by value: its nodes need Ray, not batchyard
+        # ship remote.py, and the output framing it uses, to the cluster by value: its nodes
+        # need Ray, not batchyard
+        ray.cloudpickle.register_pickle_by_value(logframe)
         ray.cloudpickle.register_pickle_by_value(remote)
         self.remote = remote
         ray.init(

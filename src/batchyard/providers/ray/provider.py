@@ -32,6 +32,7 @@ from batchyard.providers.base import (
     Provider,
     Started,
 )
+from batchyard.providers.exits import exited
 from batchyard.providers.ray import wire
 
 log = logging.getLogger(__name__)
@@ -327,7 +328,7 @@ class RayProvider(Provider):
         elif op == "exited":
             for i in msg["items"]:
                 self._where[i["id"]] = (address, ce)
-            self.events.exited([_exited(i) for i in msg["items"]])
+            self.events.exited([exited(i) for i in msg["items"]])
         elif op == "restarted":
             self._lost_in(address, {ce}, {ce: msg["state"]})
 
@@ -371,7 +372,7 @@ class RayProvider(Provider):
         for ce, e in held:
             self._where[e["id"]] = (address, ce)
         if held and self.events is not None:
-            self.events.exited([_exited(e) for _, e in held])
+            self.events.exited([exited(e) for _, e in held])
 
     # ---- the provider interface ---------------------------------------------------------------
 
@@ -707,7 +708,7 @@ class RayProvider(Provider):
             self._where[aid] = (address, ce)
         if started:
             self.events.started(started)
-        ended += [_exited(e) for _, e in exits.values()]
+        ended += [exited(e) for _, e in exits.values()]
         if ended:
             self.events.exited(ended)
 
@@ -754,16 +755,6 @@ def _address_of_ref(ref: dict[str, Any] | None) -> str | None:
         return ref["address"]
     pool = ref.get("pool") or ""
     return pool[len("ray:") :] if pool.startswith("ray:") else None
-
-
-def _exited(item: dict[str, Any]) -> Exited:
-    return Exited(
-        attempt_id=item["id"],
-        at=item["at"],
-        exit_code=item.get("exit_code"),
-        reason=item.get("reason"),
-        usage=item.get("usage"),
-    )
 
 
 def _probe(host: str, port: int) -> None:

@@ -2,7 +2,9 @@
 attempt, and the keeper process that owns each job's process tree on its node.
 
 This module is shipped to the cluster *by value* (cloudpickle), so the cluster needs Ray and
-the same Python, not batchyard: it imports nothing but the standard library and ``ray``.
+the same Python, not batchyard: it imports nothing but the standard library, ``ray``, and
+:mod:`batchyard.providers.logframe` (the output framing the local agent uses too, itself
+standard library only and shipped by value with this module).
 
 ::
 
@@ -55,10 +57,10 @@ from ray.util.placement_group import (
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 import ray
+from batchyard.providers.logframe import NO_LIMIT, LogFrame
 
 PROTOCOL = 1
 ACTOR_PREFIX = "batchyard-ce-"
-MAX_LINE = 256 * 1024  # a CloudWatch event's limit; longer lines are split
 READ_CHUNK = 1 << 16
 FLUSH_SECONDS = 0.05  # output is gathered this long into one message to the supervisor
 FLUSH_BYTES = 256 * 1024
@@ -176,12 +178,11 @@ class _Attempt:
         self.sup = supervisor
         self.id: int = item["id"]
         self.item = item
-        self.limit: int = item.get("log_limit") or (1 << 40)
-        self.buf = bytearray()  # output not yet cut into lines
+        # output not yet framed, and the bytes of records produced (the log file's size when
+        # all are written)
+        self.frame = LogFrame(item.get("log_limit") or NO_LIMIT)
         self.pending = bytearray()  # records not yet sent
-        self.logged = 0  # bytes of records produced (the log file's size when all are written)
         self.sent = 0
-        self.truncated = False
         self.eof = False
         self.job_pid = 0
         self.finished = False  # the keeper reported the end
@@ -273,7 +274,7 @@ class _Attempt:
     ) -> dict[str, Any]:
         usage: dict[str, Any] = {
             "wall_seconds": round((now_ms() - started) / 1000, 3),
-            "log_bytes": self.logged,
+            "log_bytes": self.frame.logged,
             "node": ray.get_runtime_context().get_node_id(),
         }
         if last is not None:
@@ -297,12 +298,12 @@ class _Attempt:
             data = await reader.read(READ_CHUNK)
             if not data:
                 break
-            self._lines(data, final=False)
+            self.pending += self.frame.feed(data)
             self.wake.set()
             while len(self.pending) > 4 * FLUSH_BYTES:  # the supervisor is behind: hold the job
                 self.drained.clear()
                 await self.drained.wait()
-        self._lines(b"", final=True)
+        self.pending += self.frame.feed(b"", final=True)
         self.eof = True
         self.wake.set()
 
@@ -323,35 +324,6 @@ class _Attempt:
             await self.sup.output.remote(self.id, self.sent, data)
             self.sent += len(data)
         await reading
-
-    def _lines(self, data: bytes, final: bool) -> None:
-        """Cut complete lines into ``<epoch-ms> <line>`` records (the log store's format)."""
-        buf = self.buf
-        buf += data
-        end = buf.rfind(b"\n")
-        if end < 0 and len(buf) < MAX_LINE and not final:
-            return
-        cut = len(buf) if (final or end < 0) else end + 1
-        chunk = bytes(buf[:cut])
-        del buf[:cut]
-        if not chunk or self.truncated:
-            return
-        ts = b"%d " % now_ms()
-        out = bytearray()
-        for line in chunk.rstrip(b"\n").split(b"\n"):
-            while len(line) > MAX_LINE:
-                out += ts + line[:MAX_LINE] + b"\n"
-                line = line[MAX_LINE:]
-            out += ts + line + b"\n"
-        if self.logged + len(out) > self.limit:
-            out = bytearray(
-                ts
-                + b"[batchyard: output truncated: the attempt's log reached %d bytes]\n"
-                % self.limit
-            )
-            self.truncated = True
-        self.pending += out
-        self.logged += len(out)
 
 
 async def _stream(loop: asyncio.AbstractEventLoop, fd: int) -> asyncio.StreamReader:
