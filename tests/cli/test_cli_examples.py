@@ -65,7 +65,7 @@ def test_example_runs(name, examples_server, bin_dir, scratch):
     proc = subprocess.run(
         ["./run.sh"], cwd=EXAMPLES / name, env=env, capture_output=True, text=True, timeout=120
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr + _failed_jobs(examples_server, env)
     for text in EXPECTED[name]:
         assert text in proc.stdout, (text, proc.stdout)
     again = subprocess.run(
@@ -76,3 +76,19 @@ def test_example_runs(name, examples_server, bin_dir, scratch):
         text=True,
     )
     assert again.returncode == 0 and "no changes" in again.stdout, again.stdout + again.stderr
+
+
+def _failed_jobs(server: ServerProcess, env: dict[str, str]) -> str:
+    """What a failed run leaves to read: each FAILED job's `explain` and output, and the end
+    of the server's log (a flake seen once left nothing to find its cause by)."""
+    batch = server.client()
+    out = []
+    for queue in batch.describe_job_queues()["jobQueues"]:
+        failed = batch.list_jobs(jobQueue=queue["jobQueueName"], jobStatus="FAILED")
+        for job in failed["jobSummaryList"]:
+            for cmd in (["explain", job["jobId"]], ["logs", job["jobId"]]):
+                shown = subprocess.run(
+                    ["batchyard", *cmd], env=env, capture_output=True, text=True, timeout=30
+                )
+                out.append(f"$ batchyard {' '.join(cmd)}\n{shown.stdout}{shown.stderr}")
+    return "\n".join(["", *out, "server log (end):", server.log()[-4000:]])
