@@ -23,6 +23,7 @@ from sqlalchemy import Connection
 
 from batchyard.config import Settings
 from batchyard.domain import retry
+from batchyard.domain.batch_env import batch_environment
 from batchyard.domain.clock import now_ms
 from batchyard.domain.dependencies import readiness
 from batchyard.domain.jobs import NOT_STARTED, TERMINAL, Job, JobStatus
@@ -1081,20 +1082,24 @@ class JobScheduler(MultiNode):
                 error = str(e)
             except Exception as e:
                 error = f"ResourceInitializationError: unable to pull secrets: {e}"
-        env.update(
-            AWS_BATCH_JOB_ID=job.id,
-            AWS_BATCH_JQ_NAME=self._topology.queue_names.get(job.queue_id, ""),
-            AWS_BATCH_CE_NAME=r.environment,
-            AWS_BATCH_JOB_ATTEMPT=str(r.number),
-        )
+        index = size = None
         if job.array_index is not None and job.parent_seq is not None:
-            env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_index)
+            index = job.array_index
             size = self._array_sizes.get(job.parent_seq)
             if size is None:
                 parent = repo.jobs_by_seqs(conn, [job.parent_seq]).get(job.parent_seq)
                 size = (parent.array_size if parent else None) or 0
                 self._array_sizes[job.parent_seq] = size
-            env["AWS_BATCH_JOB_ARRAY_SIZE"] = str(size)
+        env.update(
+            batch_environment(
+                job.id,
+                self._topology.queue_names.get(job.queue_id, ""),
+                r.environment,
+                r.number,
+                index,
+                size,
+            )
+        )
         argv = list(container.get("command") or [])
         return LaunchSpec(
             attempt_id=r.attempt_id,

@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 from batchyard import __version__
 from batchyard.api.handlers.jobs import render_job
 from batchyard.api.operations import Env
+from batchyard.domain.batch_env import batch_environment
 from batchyard.domain.clock import now_ms
 from batchyard.domain.jobs import TERMINAL, JobStatus, split_child_id
 from batchyard.errors import BatchyardError, InvalidRequest, NotFound
@@ -397,16 +398,15 @@ class Pages:
         }
 
     def _batch_env(self, view: JobView) -> dict[str, str]:
-        j = view.job
-        env = {"AWS_BATCH_JOB_ID": j.id, "AWS_BATCH_JQ_NAME": view.queue}
-        if view.attempts:
-            env["AWS_BATCH_CE_NAME"] = view.attempts[-1].compute_environment
-            env["AWS_BATCH_JOB_ATTEMPT"] = str(view.attempts[-1].number)
-        if j.array_index is not None:
-            env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(j.array_index)
-            if view.parent is not None and view.parent.array_size is not None:
-                env["AWS_BATCH_JOB_ARRAY_SIZE"] = str(view.parent.array_size)
-        return env
+        last = view.attempts[-1] if view.attempts else None
+        return batch_environment(
+            view.job.id,
+            view.queue,
+            last.compute_environment if last else None,
+            last.number if last else None,
+            view.job.array_index,
+            view.parent.array_size if view.parent is not None else None,
+        )
 
     def _attempt_usage(self, view: JobView) -> dict[int, dict[str, Any]]:
         from batchyard.store import jobs as repo
