@@ -209,22 +209,24 @@ class LocalProvider(Provider):
 
     async def launch(self, specs: list[LaunchSpec]) -> None:
         link = await self._own_link()
-        items = [
-            {
-                "id": s.attempt_id,
-                "job": s.job_id,
-                "argv": s.argv,
-                "env": s.env,
-                "log": s.log_path,
-                "log_limit": self.log_limit_bytes,
-                "memory_mib": s.memory_mib,
-                "user": self._user_of(s.attempt_id),
-                "ran_as": self._ran_as(s.attempt_id),
-                **self._isolation(),
-                "after": s.after,
-            }
-            for s in specs
-        ]
+        items = []
+        for s in specs:
+            user = self._user_of(s.attempt_id)
+            items.append(
+                {
+                    "id": s.attempt_id,
+                    "job": s.job_id,
+                    "argv": s.argv,
+                    "env": s.env,
+                    "log": s.log_path,
+                    "log_limit": self.log_limit_bytes,
+                    "memory_mib": s.memory_mib,
+                    "user": user,
+                    "ran_as": self._ran_as(user),
+                    **self._isolation(),
+                    "after": s.after,
+                }
+            )
         for s in specs:
             link.active.setdefault(s.attempt_id, None)
             self.owner[s.attempt_id] = link
@@ -245,12 +247,12 @@ class LocalProvider(Provider):
             "gids": [],
         }
 
-    def _ran_as(self, attempt_id: int) -> dict[str, Any]:
-        ident = self.identity
-        if self.user is None or ident is None or not ident.isolate:
+    def _ran_as(self, user: dict[str, Any] | None) -> dict[str, Any]:
+        """Who an attempt of ``user`` (what :meth:`_user_of` gave) runs as, as recorded: the
+        account itself, or a per-attempt uid in the account's group (such uids have no name)."""
+        if user is None or user is self.user:
             return self.account
-        uid = ident.uid_base + attempt_id % ident.uid_count
-        return {"uid": uid, "gid": self.user["gid"], "group": self.account["group"]}
+        return {"uid": user["uid"], "gid": user["gid"], "group": self.account["group"]}
 
     def _isolation(self) -> dict[str, Any]:
         ident = self.identity
