@@ -165,3 +165,13 @@ def test_the_ray_task_gets_the_framing_by_value():
     )
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout.strip() == b"2"
+
+
+@given(data=st.binary(min_size=1, max_size=40), m=st.integers(1, 9))
+def test_output_given_with_the_streams_end_is_framed_the_same(data, m):
+    """``feed(data, final=True)`` keeps the promises too (a last line of ``m + 1`` bytes
+    without a newline was once one record over the maximum)."""
+    f = LogFrame(1 << 40, m)
+    got = messages(f.feed(data, final=True))
+    assert all(len(x) <= m for x in got)
+    assert got == messages(frame([data], m))

@@ -65,7 +65,7 @@ class LogFrame:
             lines = chunk.split(b"\n")
             if chunk[-1] == 0x0A:  # (the empty rest after the last newline)
                 lines.pop()
-            if len(chunk) > m + 1:  # some line may be longer than an event
+            if len(chunk) > m:  # some line may be longer than an event
                 lines = [piece for line in lines for piece in _pieces(line, m)]
         if len(buf) > m:  # a line longer than an event is still coming: send what is whole
             done, start = _whole(buf, m)

@@ -622,7 +622,9 @@ class Agent:
                     job.log_fd = os.open(
                         job.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640
                     )
-                os.write(job.log_fd, records)
+                view = memoryview(records)
+                while view:  # a short write (a full disk) must not drop the rest silently
+                    view = view[os.write(job.log_fd, view) :]
                 return
             except OSError as e:
                 job.log_error = os.strerror(e.errno or errno.EIO)
