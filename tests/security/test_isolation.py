@@ -12,7 +12,7 @@ import stat
 
 import pytest
 from helpers import client_error, register, setup_queue, wait_for, wait_job
-from secure_helpers import needs_isolation
+from secure_helpers import needs_isolation, run_cli
 
 pytestmark = needs_isolation
 
@@ -234,3 +234,23 @@ def test_a_command_only_root_can_run_says_so(secure, unique, command):
     job = wait_job(admin, admin.submit_job(jobName="x", jobQueue=queue, jobDefinition=jd)["jobId"])
     assert job["status"] == "FAILED"
     assert "cannot be executed by the job's user" in job["attempts"][-1]["container"]["reason"]
+
+
+def test_a_secret_name_refused_on_the_servers_host_is_one_error_line(secure):
+    """``secrets put --local`` runs the server's checks in-process; their refusal is an
+    ``error:`` line (exit 2), never a traceback."""
+    for name in ["arn:aws:secretsmanager:us-east-1:000000000000:secret:x:password::", "a b"]:
+        done = run_cli(
+            "secrets",
+            "put",
+            name,
+            "--local",
+            "--data-dir",
+            str(secure.server.data_dir),
+            env={"BATCHYARD_DATABASE_URL": secure.server.database_url}
+            if secure.server.database_url
+            else {},
+            input="v",
+        )
+        assert done.returncode == 2, done
+        assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr, done.stderr

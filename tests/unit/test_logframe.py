@@ -128,12 +128,6 @@ def test_the_log_limit_ends_the_log_with_a_notice():
     assert f.logged == len(first) + len(notice)
 
 
-def test_the_maximum_is_cloudwatchs_event_size_less_its_overhead():
-    # PutLogEvents counts 26 bytes per event besides the message, and an event is at most
-    # 256 KiB: the awslogs driver's messages are this long at most
-    assert MAX_EVENT_BYTES == 262_144 - 26
-
-
 def test_the_ray_task_gets_the_framing_by_value():
     """The Ray cluster's nodes need not have batchyard: the task's code, framing included,
     travels by value (as the Ray bridge registers it) and works where batchyard cannot be

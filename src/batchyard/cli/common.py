@@ -142,6 +142,7 @@ def handle_errors(fn: F) -> F:
         from botocore.exceptions import ConnectionError as BotoConnectionError
 
         from batchyard.config import ConfigError
+        from batchyard.errors import BatchyardError
 
         try:
             return fn(*args, **kwargs)
@@ -159,6 +160,8 @@ def handle_errors(fn: F) -> F:
             die(str(e), EXIT_USAGE)
         except ConfigError as e:
             die(str(e), EXIT_USAGE)
+        except BatchyardError as e:  # the server's own checks, run in-process (--local)
+            die(e.message, EXIT_USAGE)
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(130) from None

@@ -699,9 +699,11 @@ def describe(
     if output == Output.json:
         print_json([found[j] for j in job_ids if j in found])
     else:
+        # who the attempts ran as comes from explain: one more request, so for one job only
+        one = len(job_ids) == 1
         for j in job_ids:
             if j in found:
-                out.print(render_job(found[j], _explained(api, found[j])))
+                out.print(render_job(found[j], _explained(api, found[j]) if one else None))
     if missing:
         raise Failed(f"no such job: {', '.join(missing)}")
 

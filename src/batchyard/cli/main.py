@@ -312,7 +312,11 @@ def main() -> None:
         if type(e).__name__ != "NoArgsIsHelpError":  # `batchyard` alone: the help was shown
             print_error(usage_message(e))
         code = e.exit_code  # type: ignore[attr-defined]
-    except typer.Abort:  # end of input at a confirmation prompt
-        print_error("aborted")
-        code = EXIT_FAILED
+    except typer.Abort as e:
+        if isinstance(e.__context__, KeyboardInterrupt):  # Ctrl-C, as docs/cli.md says
+            print_error("interrupted")
+            code = 130
+        else:  # end of input at a confirmation prompt
+            print_error("aborted")
+            code = EXIT_FAILED
     sys.exit(code if isinstance(code, int) else 0)
