@@ -23,8 +23,6 @@ _SPECIAL = {
     "unmanagedvCpus": "unmanaged_vcpus",
 }
 _CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])([A-Z])")
-# per model (its shape resolver) and shape name: the Batch and Logs models share some names
-_wire_names: dict[tuple[int, str], dict[str, str]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,15 +46,6 @@ def snake(name: str) -> str:
     return _CAMEL_HUMP.sub(r"_\1", name).lower()
 
 
-def _members_by_snake(shape: Shape) -> dict[str, str]:
-    key = (id(shape._shape_resolver), shape.name)
-    names = _wire_names.get(key)
-    if names is None:
-        names = {snake(m): m for m in shape.members}
-        _wire_names[key] = names
-    return names
-
-
 def to_domain(value: Any, shape: Shape) -> Any:
     """A validated wire value -> the same value with snake_case structure members.
 
@@ -75,12 +64,13 @@ def to_domain(value: Any, shape: Shape) -> Any:
 
 
 def _output(shape: Shape) -> _Output:
+    # per model (its shape resolver) and shape name: the Batch and Logs models share some names
     key = (id(shape._shape_resolver), shape.name)
     found = _outputs.get(key)
     if found is None:
         members = shape.members
         found = _Output(
-            _members_by_snake(shape),
+            {snake(m): m for m in members},
             tuple((m, DEFAULTS[(shape.name, m)]) for m in members if (shape.name, m) in DEFAULTS),
             RULES.get(shape.name, ()),
         )
