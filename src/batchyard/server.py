@@ -35,6 +35,7 @@ from batchyard.logs.store import LogStore
 from batchyard.metrics import Metrics
 from batchyard.providers.base import Provider
 from batchyard.providers.local import LocalProvider
+from batchyard.providers.local.provider import startup_note
 from batchyard.providers.ray import ray_provider
 from batchyard.scheduler.jobs import SWEEP, JobScheduler
 from batchyard.scheduler.loop import Scheduler
@@ -263,7 +264,7 @@ def serve(settings: Settings) -> None:
         settings.data_dir,
         settings.auth,
     )
-    note = isolation.startup_note(runtime.job_identity, os.environ.get("PATH", ""))
+    note = startup_note(runtime.job_identity, os.environ.get("PATH", ""))
     if note:
         log.info("%s", note)
     config = uvicorn.Config(

@@ -24,7 +24,6 @@ import hashlib
 import logging
 import os
 import pwd
-import shutil
 import stat
 import subprocess
 from dataclasses import dataclass
@@ -122,38 +121,6 @@ def ensure_job_user(identity: JobIdentity) -> None:
             f"create it (useradd --system {DEFAULT_JOB_USER}) or set run_as"
         )
     log.info("created the system user %s, whose group jobs run in", DEFAULT_JOB_USER)
-
-
-def startup_note(identity: JobIdentity, path: str) -> str | None:
-    """The start-up line of a root server whose jobs do not run as root: who they run as
-    and what that means for them (``path``: the PATH jobs inherit). None otherwise."""
-    if os.geteuid() != 0 or identity.run_as is None:
-        return None
-    from batchyard.providers.local.agent import executable_for
-    from batchyard.providers.local.provider import group_name, resolve_user
-
-    user = resolve_user(identity.run_as)
-    group = group_name(user["gid"]) or str(user["gid"])
-    if identity.isolate:
-        who = f"unprivileged uids of their own ({identity.uid_base} + n, no home), in group {group}"
-        job = {"uid": identity.uid_base, "gid": user["gid"], "gids": []}
-    else:
-        who = f"user {user['name']} (uid {user['uid']}), group {group}"
-        job = {**user, "gids": os.getgrouplist(user["name"], user["gid"])}
-    python = shutil.which("python3", path=path)
-    found = executable_for("python3", path, job, who)
-    if python is None or found == python:
-        interpreter = ""
-    elif os.path.isabs(found):
-        interpreter = f"; `python3` is {found} for them, not {python}"
-    else:
-        interpreter = f"; `python3` ({python}) is not theirs to run"
-    return (
-        f"jobs run as {who}, not as root: they cannot read root's home (a virtualenv or pyenv "
-        f"interpreter under it is not used{interpreter}) and write only where group {group} "
-        f"may (chgrp {group} DIR && chmod g+rwX DIR); the run_as setting changes who they run "
-        "as (docs/security.md, Jobs)"
-    )
 
 
 def _same_user(name: str) -> bool:

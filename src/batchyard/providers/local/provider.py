@@ -9,6 +9,7 @@ import grp
 import logging
 import os
 import pwd
+import shutil
 import socket
 import subprocess
 import sys
@@ -376,3 +377,34 @@ class LocalProvider(Provider):
         for link in list(self.links.values()):
             await link.close()
         self.links.clear()
+
+
+def startup_note(identity: JobIdentity, path: str) -> str | None:
+    """The start-up line of a root server whose jobs do not run as root: who they run as
+    and what that means for them (``path``: the PATH jobs inherit). None otherwise."""
+    if os.geteuid() != 0 or identity.run_as is None:
+        return None
+    from batchyard.providers.local.agent import executable_for
+
+    user = resolve_user(identity.run_as)
+    group = group_name(user["gid"]) or str(user["gid"])
+    if identity.isolate:
+        who = f"unprivileged uids of their own ({identity.uid_base} + n, no home), in group {group}"
+        job = {"uid": identity.uid_base, "gid": user["gid"], "gids": []}
+    else:
+        who = f"user {user['name']} (uid {user['uid']}), group {group}"
+        job = {**user, "gids": os.getgrouplist(user["name"], user["gid"])}
+    python = shutil.which("python3", path=path)
+    found = executable_for("python3", path, job, who)
+    if python is None or found == python:
+        interpreter = ""
+    elif os.path.isabs(found):
+        interpreter = f"; `python3` is {found} for them, not {python}"
+    else:
+        interpreter = f"; `python3` ({python}) is not theirs to run"
+    return (
+        f"jobs run as {who}, not as root: they cannot read root's home (a virtualenv or pyenv "
+        f"interpreter under it is not used{interpreter}) and write only where group {group} "
+        f"may (chgrp {group} DIR && chmod g+rwX DIR); the run_as setting changes who they run "
+        "as (docs/security.md, Jobs)"
+    )
