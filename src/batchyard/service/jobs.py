@@ -280,9 +280,8 @@ class Jobs:
         return f, _limit(max_results, 100)
 
     def _definition_ids(self, conn: Connection, value: str) -> builtins.list[int]:
-        """A JOB_DEFINITION filter: ``name``, ``name:revision``, or a ``name*`` prefix."""
-        if value.startswith("arn:"):
-            value = value.split("job-definition/", 1)[-1]
+        """A JOB_DEFINITION filter: ``name``, ``name:revision``, or a ``name*`` prefix (the
+        edge has made ARNs names)."""
         if value.endswith("*"):
             prefix = value[:-1]
             return [jd.id for jd in res.job_definitions(conn) if jd.name.startswith(prefix)]

@@ -166,7 +166,8 @@ def describe_jobs(env: Env, req: dict[str, Any]) -> dict[str, Any]:
 
 
 def _filters(env: Env, filters: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
-    """A JOB_DEFINITION filter's ARNs -> names (an ARN of another region finds nothing)."""
+    """A JOB_DEFINITION filter's ARNs -> names (one of another region is refused, saying
+    so, as every other ARN of the request is)."""
     for f in filters or []:
         if f.get("name") == "JOB_DEFINITION":
             f["values"] = [
